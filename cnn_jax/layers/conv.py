@@ -1,0 +1,139 @@
+"""The one convolution primitive every model uses, and conv-norm-activation.
+
+All convolutions in cnn_jax go through `Conv`, so that a backend-specific path (for
+example a faster depthwise gradient on CPU) is chosen in one place and never per model.
+Parameters are named `kernel` (HWIO, input channels divided by `groups`) and `bias`,
+exactly like `flax.linen.Conv`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+Dtype = Any
+PaddingLike = str | int | Sequence[tuple[int, int]] | None
+
+# torchvision's default for convolutions feeding ReLU (He et al. 2015, fan_out).
+he_normal_fan_out = nn.initializers.variance_scaling(2.0, "fan_out", "normal")
+
+
+def _pair(v: int | Sequence[int]) -> tuple[int, int]:
+  return (v, v) if isinstance(v, int) else tuple(v)  # type: ignore[return-value]
+
+
+def resolve_padding(padding: PaddingLike, kernel_size: tuple[int, int],
+                    dilation: tuple[int, int] = (1, 1)):
+  """Turns a padding spec into what `lax.conv_general_dilated` accepts.
+
+  None means symmetric padding of (k-1)*d//2 on each side (Caffe / PyTorch convention);
+  an int pads that many pixels on every side; 'SAME' is TensorFlow's asymmetric rule
+  ((0, 1) for stride 2 on even sizes), needed for weights trained in TF / Keras.
+  """
+  if padding is None:
+    return tuple(((k - 1) * d // 2, (k - 1) * d // 2) for k, d in zip(kernel_size, dilation))
+  if isinstance(padding, str):
+    return padding.upper()
+  if isinstance(padding, int):
+    return ((padding, padding), (padding, padding))
+  return tuple(tuple(p) for p in padding)
+
+
+class Conv(nn.Module):
+  """2D convolution, NHWC, with optional groups (grouped / depthwise) and bias."""
+  features: int
+  kernel_size: int | Sequence[int] = 3
+  strides: int | Sequence[int] = 1
+  padding: PaddingLike = None
+  dilation: int | Sequence[int] = 1
+  groups: int = 1
+  use_bias: bool = False
+  dtype: Dtype = jnp.float32
+  param_dtype: Dtype = jnp.float32
+  kernel_init: Callable = he_normal_fan_out
+  bias_init: Callable = nn.initializers.zeros
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    kh, kw = _pair(self.kernel_size)
+    in_features = x.shape[-1]
+    if in_features % self.groups or self.features % self.groups:
+      raise ValueError(
+          f"Conv: in={in_features} and out={self.features} channels must both divide "
+          f"groups={self.groups}")
+    kernel = self.param("kernel", self.kernel_init,
+                        (kh, kw, in_features // self.groups, self.features),
+                        self.param_dtype)
+    dilation = _pair(self.dilation)
+    y = lax.conv_general_dilated(
+        x.astype(self.dtype), kernel.astype(self.dtype),
+        window_strides=_pair(self.strides),
+        padding=resolve_padding(self.padding, (kh, kw), dilation),
+        rhs_dilation=dilation,
+        dimension_numbers=("NHWC", "HWIO", "NHWC"),
+        feature_group_count=self.groups)
+    if self.use_bias:
+      bias = self.param("bias", self.bias_init, (self.features,), self.param_dtype)
+      y = y + bias.astype(self.dtype)
+    return y
+
+
+class BatchNorm(nn.Module):
+  """BatchNorm whose mode follows `train`; PyTorch defaults (eps 1e-5, momentum 0.1).
+
+  Flax's `momentum` is the decay of the running average: PyTorch momentum 0.1 is Flax
+  0.9, TF/Keras decay 0.99 is Flax 0.99. Under `jax.jit` over a sharded batch the
+  statistics are those of the global batch, not of each device's shard.
+  """
+  momentum: float = 0.9
+  epsilon: float = 1e-5
+  use_scale: bool = True
+  use_bias: bool = True
+  scale_init: Callable = nn.initializers.ones
+  dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool) -> jax.Array:
+    return nn.BatchNorm(
+        use_running_average=not train, momentum=self.momentum, epsilon=self.epsilon,
+        use_scale=self.use_scale, use_bias=self.use_bias, scale_init=self.scale_init,
+        dtype=self.dtype, param_dtype=jnp.float32, name="bn")(x)
+
+
+class ConvNormAct(nn.Module):
+  """Conv -> BatchNorm -> activation, the unit of almost every CNN since 2015.
+
+  `act=None` gives conv-norm (residual branches, projections); `norm=False` gives a
+  conv with bias followed by the activation (AlexNet, VGG, GoogLeNet).
+  """
+  features: int
+  kernel_size: int | Sequence[int] = 3
+  strides: int | Sequence[int] = 1
+  padding: PaddingLike = None
+  groups: int = 1
+  act: Callable | None = nn.relu
+  norm: bool = True
+  use_bias: bool | None = None  # default: bias only when there is no norm
+  bn_momentum: float = 0.9
+  bn_epsilon: float = 1e-5
+  bn_scale_init: Callable = nn.initializers.ones
+  kernel_init: Callable = he_normal_fan_out
+  bias_init: Callable = nn.initializers.zeros
+  dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool) -> jax.Array:
+    use_bias = (not self.norm) if self.use_bias is None else self.use_bias
+    x = Conv(self.features, self.kernel_size, self.strides, self.padding,
+             groups=self.groups, use_bias=use_bias, dtype=self.dtype,
+             kernel_init=self.kernel_init, bias_init=self.bias_init, name="conv")(x)
+    if self.norm:
+      x = BatchNorm(momentum=self.bn_momentum, epsilon=self.bn_epsilon,
+                    scale_init=self.bn_scale_init, dtype=self.dtype, name="norm")(x, train)
+    if self.act is not None:
+      x = self.act(x)
+    return x

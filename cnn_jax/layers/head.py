@@ -1,0 +1,32 @@
+"""Classifier heads."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from cnn_jax.layers.pooling import global_avg_pool
+
+
+class ClassifierHead(nn.Module):
+  """Global average pool -> dropout -> dense to classes.
+
+  The logits come out in the compute dtype; the trainer casts them to float32 before the
+  loss.
+  """
+  num_classes: int
+  dropout_rate: float = 0.0
+  dtype: Any = jnp.float32
+  kernel_init: Callable = nn.initializers.lecun_normal()
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool) -> jax.Array:
+    x = global_avg_pool(x)
+    self.sow("intermediates", "pre_logits", x)
+    if self.dropout_rate:
+      x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
+    return nn.Dense(self.num_classes, dtype=self.dtype, param_dtype=jnp.float32,
+                    kernel_init=self.kernel_init, name="fc")(x)

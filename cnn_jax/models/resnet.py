@@ -1,0 +1,69 @@
+"""ResNet (He et al. 2015, "Deep Residual Learning for Image Recognition", Table 1).
+
+The variants differ only in `stage_sizes` and the block; widths double per stage from 64.
+v1.5 (stride in the bottleneck's 3x3) is the default; `downsample_in_3x3=False` gives the
+paper's v1. `stem='small'` swaps the 7x7/2 conv + max-pool for one 3x3/1 conv, for 28-32
+px inputs (CIFAR, Fashion-MNIST). `shortcut` picks the paper's option B ('projection'),
+option A ('zero_pad') or no shortcut at all ('none': the plain nets of Section 4.1).
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from cnn_jax.layers import BasicBlock, Bottleneck, ClassifierHead, ConvNormAct, max_pool
+from cnn_jax.models.registry import register
+
+STEMS = ("imagenet", "small")
+
+
+class ResNet(nn.Module):
+  stage_sizes: Sequence[int]
+  block: type[nn.Module]
+  num_classes: int = 1000
+  width: int = 64
+  stem: str = "imagenet"
+  shortcut: str = "projection"
+  downsample_in_3x3: bool = True
+  zero_init_last: bool = False
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
+    conv_block = functools.partial(ConvNormAct, dtype=self.dtype)
+    if self.stem == "imagenet":
+      x = conv_block(self.width, 7, 2, name="stem_conv")(x, train)
+      x = max_pool(x, 3, 2, padding=1)
+    elif self.stem == "small":
+      x = conv_block(self.width, 3, 1, name="stem_conv")(x, train)
+    else:
+      raise ValueError(f"unknown stem {self.stem!r}; choose one of {STEMS}")
+    self.sow("intermediates", "stem", x)
+    for i, num_blocks in enumerate(self.stage_sizes):
+      for j in range(num_blocks):
+        x = self.block(self.width * 2**i, strides=2 if i > 0 and j == 0 else 1,
+                       shortcut=self.shortcut, downsample_in_3x3=self.downsample_in_3x3,
+                       conv_block=conv_block, zero_init_last=self.zero_init_last,
+                       name=f"stage{i + 1}_block{j + 1}")(x, train)
+      self.sow("intermediates", f"stage{i + 1}", x)
+    return ClassifierHead(self.num_classes, dtype=self.dtype, name="head")(x, train)
+
+
+# Table 1 of the paper: blocks per stage.
+DEPTHS = {
+    18: ((2, 2, 2, 2), BasicBlock),
+    34: ((3, 4, 6, 3), BasicBlock),
+    50: ((3, 4, 6, 3), Bottleneck),
+    101: ((3, 4, 23, 3), Bottleneck),
+    152: ((3, 8, 36, 3), Bottleneck),
+}
+
+for _depth, (_stages, _block) in DEPTHS.items():
+  register(f"resnet{_depth}", functools.partial(ResNet, stage_sizes=_stages, block=_block),
+           family="resnet", input_size=224, min_input_size=32,
+           paper="He et al. 2015, arXiv:1512.03385")
