@@ -30,8 +30,8 @@ def max_pool(x: jax.Array, window: int = 3, stride: int = 2, padding: int | str 
   else:
     pads = ((0, 0),) + tuple(_window_padding(s, window, stride, padding, ceil_mode)
                              for s in x.shape[1:3]) + ((0, 0),)
-  init = jnp.array(-jnp.inf, x.dtype)
-  return lax.reduce_window(x, init, lax.max, (1, window, window, 1), (1, stride, stride, 1), pads)
+  # A Python-scalar identity lets JAX pick the differentiable reduce_window_max.
+  return lax.reduce_window(x, -jnp.inf, lax.max, (1, window, window, 1), (1, stride, stride, 1), pads)
 
 
 def avg_pool(x: jax.Array, window: int = 3, stride: int = 1, padding: int | str = 0,
@@ -45,7 +45,7 @@ def avg_pool(x: jax.Array, window: int = 3, stride: int = 1, padding: int | str 
     pads = ((0, 0),) + tuple(_window_padding(s, window, stride, padding, ceil_mode)
                              for s in x.shape[1:3]) + ((0, 0),)
   dims, strides = (1, window, window, 1), (1, stride, stride, 1)
-  zero = jnp.array(0, x.dtype)
+  zero = 0.0  # a Python scalar keeps reduce_window differentiable
   total = lax.reduce_window(x, zero, lax.add, dims, strides, pads)
   if count_include_pad and not isinstance(pads, str):
     # PyTorch divides by the window clipped to input+symmetric padding, not to ceil overhang.
