@@ -7,3 +7,6 @@ from cnn_jax.layers.conv import BatchNorm, Conv, ConvNormAct, he_normal_fan_out,
 from cnn_jax.layers.head import ClassifierHead
 from cnn_jax.layers.pooling import avg_pool, global_avg_pool, max_pool
 from cnn_jax.layers.residual import SHORTCUTS, BasicBlock, Bottleneck, Shortcut
+from cnn_jax.layers.mobile import ACTIVATIONS, DepthwiseSeparable, DropPath, InvertedResidual, SqueezeExcite, activation, hard_sigmoid, hard_swish, make_divisible
+from cnn_jax.layers.dense import DenseLayer, NormActConv, Transition
+from cnn_jax.layers.classic import INIT_SCHEMES, FullyConnectedClassifier, classic_kernel_init, local_contrast_norm, local_response_norm

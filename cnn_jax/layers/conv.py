@@ -15,6 +15,8 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from cnn_jax.layers import depthwise
+
 Dtype = Any
 PaddingLike = str | int | Sequence[tuple[int, int]] | None
 
@@ -69,13 +71,19 @@ class Conv(nn.Module):
                         (kh, kw, in_features // self.groups, self.features),
                         self.param_dtype)
     dilation = _pair(self.dilation)
-    y = lax.conv_general_dilated(
-        x.astype(self.dtype), kernel.astype(self.dtype),
-        window_strides=_pair(self.strides),
-        padding=resolve_padding(self.padding, (kh, kw), dilation),
-        rhs_dilation=dilation,
-        dimension_numbers=("NHWC", "HWIO", "NHWC"),
-        feature_group_count=self.groups)
+    if depthwise.applies(self.groups, in_features, self.features, dilation):
+      # CPU only: XLA's own depthwise gradient is slow there (see depthwise.py).
+      y = depthwise.depthwise_conv(
+          x.astype(self.dtype), kernel.astype(self.dtype), _pair(self.strides),
+          resolve_padding(self.padding, (kh, kw), dilation))
+    else:
+      y = lax.conv_general_dilated(
+          x.astype(self.dtype), kernel.astype(self.dtype),
+          window_strides=_pair(self.strides),
+          padding=resolve_padding(self.padding, (kh, kw), dilation),
+          rhs_dilation=dilation,
+          dimension_numbers=("NHWC", "HWIO", "NHWC"),
+          feature_group_count=self.groups)
     if self.use_bias:
       bias = self.param("bias", self.bias_init, (self.features,), self.param_dtype)
       y = y + bias.astype(self.dtype)

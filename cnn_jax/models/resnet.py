@@ -67,3 +67,12 @@ for _depth, (_stages, _block) in DEPTHS.items():
   register(f"resnet{_depth}", functools.partial(ResNet, stage_sizes=_stages, block=_block),
            family="resnet", input_size=224, min_input_size=32,
            paper="He et al. 2015, arXiv:1512.03385")
+
+# Section 4.1: the plain baselines of the degradation study are ResNet-18/34 with every
+# shortcut removed. Option A (zero-padded identity shortcuts, the paper's 18/34) is
+# `create("resnet18", shortcut="zero_pad")`; the two have the same parameters.
+for _depth in (18, 34):
+  register(f"plain{_depth}", functools.partial(ResNet, stage_sizes=DEPTHS[_depth][0],
+                                               block=DEPTHS[_depth][1], shortcut="none"),
+           family="resnet", input_size=224, min_input_size=32,
+           paper="He et al. 2015, arXiv:1512.03385")

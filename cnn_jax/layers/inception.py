@@ -1,0 +1,341 @@
+"""Inception blocks (Szegedy et al. 2014, 2015, 2016; Ioffe & Szegedy 2015), written once.
+
+An Inception block is data: a tuple of *branches*, each a tuple of *steps* run in order,
+whose outputs are concatenated along channels. A step is one of
+
+  `ConvSpec`      the model's conv block (conv+BN+ReLU, or conv+bias+ReLU for GoogLeNet),
+                  any kernel shape (1x7, 7x1, ...), stride and padding; or a linear
+                  depthwise conv (the first half of a separable conv, BN-Inception)
+  `PoolSpec`      max or average pooling with the framework's padding / ceil conventions
+  `LRNSpec`       local response normalisation (GoogLeNet's stem)
+  `MixedSpec`     a nested block: its branches all read the same input and are
+                  concatenated (an Inception module, or the 1x3 / 3x1 split of an
+                  expanded filter bank, Szegedy et al. 2015b Fig. 7)
+  `ResidualSpec`  an Inception-ResNet block: branches -> linear 1x1 projection back to the
+                  input width -> x + scale * projection -> ReLU (Szegedy et al. 2016)
+
+so one interpreter (`apply_step`) runs every version. The paper-figure builders below
+(`googlenet_module`, `bn_inception_module`, `factorised_5x5`, `asymmetric_nxn`,
+`expanded_split`, `grid_reduction`, `inception_reduction_a`) return such data; the
+models in cnn_jax/models/inception.py only write the papers' tables with them.
+
+`AuxClassifier` is the auxiliary head of GoogLeNet (Section 5) and Inception v3
+(Section 4, with BN).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any, Callable, Sequence, Union
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from cnn_jax.layers.classic import local_response_norm
+from cnn_jax.layers.conv import Conv, PaddingLike
+from cnn_jax.layers.pooling import avg_pool, max_pool
+
+Dtype = Any
+
+
+@dataclasses.dataclass(frozen=True)
+class ConvSpec:
+  """A conv step; `padding=None` is symmetric k//2 per dimension, 0 is 'VALID'.
+
+  `depth_multiplier > 0` makes it a depthwise conv with `in_channels * depth_multiplier`
+  outputs and no bias, norm or activation: the first half of a separable convolution
+  (TF-slim's `separable_conv2d`, whose BN and ReLU follow the pointwise conv only).
+  """
+  features: int = 0
+  kernel: int | tuple[int, int] = 1
+  stride: int = 1
+  padding: PaddingLike = None
+  depth_multiplier: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class PoolSpec:
+  """A pooling step. `count_include_pad=False` is TF's (and timm's) average pooling."""
+  kind: str = "max"  # max | avg
+  window: int = 3
+  stride: int = 2
+  padding: int = 0
+  ceil_mode: bool = False
+  count_include_pad: bool = True
+
+
+@dataclasses.dataclass(frozen=True)
+class LRNSpec:
+  """Local response normalisation in this library's convention (`local_response_norm`).
+
+  GoogLeNet's Caffe model (bvlc_googlenet) uses local_size 5, alpha 1e-4, beta 0.75 and
+  Caffe's k = 1; Caffe divides alpha by local_size, so here alpha = 1e-4 / 5.
+  """
+  size: int = 5
+  alpha: float = 1e-4 / 5
+  beta: float = 0.75
+  k: float = 1.0
+
+
+Step = Union[ConvSpec, PoolSpec, LRNSpec, "MixedSpec", "ResidualSpec"]
+Branch = tuple  # tuple[Step, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class MixedSpec:
+  """Parallel branches over one input, concatenated along channels (an Inception module)."""
+  branches: tuple[Branch, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class ResidualSpec:
+  """An Inception-ResNet block (Szegedy et al. 2016, Figs. 10-13 and 16-19).
+
+  The concatenated branches go through a 1x1 conv "without activation" (with bias, no BN,
+  as in the authors' TF-slim code) back to the input width; the result is multiplied by
+  `scale` (Section 3.3: 0.1-0.3 stabilises training) and added to the input, then ReLU
+  unless `activate=False` (the last block of TF-slim's Inception-ResNet v2).
+  """
+  branches: tuple[Branch, ...]
+  scale: float = 1.0
+  activate: bool = True
+
+
+@dataclasses.dataclass(frozen=True)
+class AuxSpec:
+  """An auxiliary classifier: pool to `grid` x `grid`, convs, [FC `hidden` + ReLU], FC.
+
+  The pooling is the paper's `pool_window`/`pool_stride` average pooling whenever that
+  gives exactly `grid` x `grid` (the paper's resolution); at other input sizes it is an
+  adaptive average pooling to `grid` x `grid` (torchvision's approach), so the head's
+  parameter shapes never depend on the input size. `pool_window=None`: always adaptive.
+  """
+  grid: int
+  pool_window: int | None = 5
+  pool_stride: int = 3
+  convs: tuple[ConvSpec, ...] = (ConvSpec(128, 1),)
+  hidden: int = 0
+  dropout_rate: float = 0.0
+
+
+# ---------------------------------------------------------------------------------------
+# Builders: the papers' figures as branch data.
+
+def conv(features: int, kernel: int | tuple[int, int] = 1, stride: int = 1,
+         padding: PaddingLike = None) -> ConvSpec:
+  return ConvSpec(features, kernel, stride, padding)
+
+
+def max_pool_step(window: int = 3, stride: int = 2, padding: int = 0,
+                  ceil_mode: bool = False) -> PoolSpec:
+  return PoolSpec("max", window, stride, padding, ceil_mode)
+
+
+def avg_pool_step(window: int = 3, stride: int = 1, padding: int = 1,
+                  count_include_pad: bool = True) -> PoolSpec:
+  return PoolSpec("avg", window, stride, padding, False, count_include_pad)
+
+
+def googlenet_module(n1x1: int, n3x3_reduce: int, n3x3: int, n5x5_reduce: int, n5x5: int,
+                     pool_proj: int, kernel_5x5: int = 5) -> MixedSpec:
+  """GoogLeNet's Inception module with dimension reductions (Szegedy et al. 2014, Fig. 2b).
+
+  The arguments are a row of Table 1. `kernel_5x5=3` is torchvision's layout, whose
+  "5x5" branch is a 3x3 conv (a known deviation kept for its weights).
+  """
+  return MixedSpec((
+      (conv(n1x1),),
+      (conv(n3x3_reduce), conv(n3x3, 3)),
+      (conv(n5x5_reduce), conv(n5x5, kernel_5x5)),
+      (max_pool_step(3, 1, 1), conv(pool_proj)),
+  ))
+
+
+def factorised_5x5(reduce: int, width: int, width_out: int | None = None,
+                   stride: int = 1) -> Branch:
+  """A 5x5 conv factorised into two 3x3 convs after a 1x1 reduction.
+
+  Ioffe & Szegedy 2015 (Section 4.1, "double 3x3") and Szegedy et al. 2015b (Figs. 1, 5).
+  `stride` goes on the second 3x3, as in BN-Inception's stride-2 modules.
+  """
+  return (conv(reduce), conv(width, 3), conv(width if width_out is None else width_out, 3, stride))
+
+
+def asymmetric_nxn(reduce: int, widths: Sequence[int], n: int = 7,
+                   first: str = "1xn") -> Branch:
+  """An n x n conv factorised into alternating 1 x n and n x 1 convs after a 1x1 reduction.
+
+  Szegedy et al. 2015b, Section 3.2 and Fig. 6 (n = 7 on the 17x17 grid); one 1xn + nx1
+  pair per n x n. `first` is the orientation of the first asymmetric conv.
+  """
+  row, col = (1, n), (n, 1)
+  kernels = (row, col) if first == "1xn" else (col, row)
+  return (conv(reduce),) + tuple(conv(w, kernels[i % 2]) for i, w in enumerate(widths))
+
+
+def expanded_split(width: int, first: str = "1xn", n: int = 3) -> MixedSpec:
+  """The expanded filter bank of the coarsest grid: a 1xn and an nx1 conv side by side
+  over the same input, concatenated (Szegedy et al. 2015b, Fig. 7; 2016, Figs. 6 and 19)."""
+  row, col = conv(width, (1, n)), conv(width, (n, 1))
+  return MixedSpec(((row,), (col,)) if first == "1xn" else ((col,), (row,)))
+
+
+def grid_reduction(*branches: Branch, pool_padding: int = 0,
+                   pool_first: bool = False) -> MixedSpec:
+  """Grid-size reduction: stride-2 conv branches beside a 3x3/2 max-pool pass-through,
+  concatenated (Szegedy et al. 2015b, Section 5 and Fig. 10), so the width grows while
+  the grid halves without a representational bottleneck. The branches carry their own
+  strides and padding: VALID in v3 / v4 / Inception-ResNet; padding 1 in BN-Inception
+  (TF 'SAME'), whose pool then pads 1 as well (`pool_padding`)."""
+  pool = (max_pool_step(3, 2, pool_padding),)
+  return MixedSpec((pool,) + tuple(branches) if pool_first else tuple(branches) + (pool,))
+
+
+def inception_reduction_a(k: int, l: int, m: int, n: int) -> MixedSpec:
+  """Reduction-A of Inception-v4 and Inception-ResNet (Szegedy et al. 2016, Fig. 7):
+  35x35 -> 17x17. (k, l, m, n) are Table 1: v4 (192, 224, 256, 384), Inception-ResNet-v1
+  (192, 192, 256, 384), Inception-ResNet-v2 (256, 256, 384, 384)."""
+  return grid_reduction(
+      (conv(n, 3, 2, padding=0),),
+      (conv(k), conv(l, 3), conv(m, 3, 2, padding=0)))
+
+
+def bn_inception_module(n1x1: int, n3x3_reduce: int, n3x3: int, d3x3_reduce: int,
+                        d3x3: int, pool: str, pool_proj: int, stride: int = 1) -> MixedSpec:
+  """A row of BN-Inception's Figure 5 (Ioffe & Szegedy 2015): GoogLeNet's module with the
+  5x5 branch replaced by two 3x3 convs and avg or max pooling in the pool branch.
+
+  A stride-2 module (3c, 4e) has no 1x1 branch, puts the stride on the last conv of each
+  3x3 branch and passes the max-pooled input through with no projection.
+  """
+  if stride == 1:
+    return MixedSpec((
+        (conv(n1x1),),
+        (conv(n3x3_reduce), conv(n3x3, 3)),
+        factorised_5x5(d3x3_reduce, d3x3),
+        ((max_pool_step(3, 1, 1) if pool == "max" else avg_pool_step(3, 1, 1, False)),
+         conv(pool_proj)),
+    ))
+  assert n1x1 == 0 and pool == "max" and pool_proj == 0, "stride-2 modules pass through"
+  return grid_reduction(
+      (conv(n3x3_reduce), conv(n3x3, 3, stride)),
+      factorised_5x5(d3x3_reduce, d3x3, stride=stride), pool_padding=1)
+
+
+# ---------------------------------------------------------------------------------------
+# Modules.
+
+def _pool(x: jax.Array, spec: PoolSpec) -> jax.Array:
+  if spec.kind == "max":
+    return max_pool(x, spec.window, spec.stride, spec.padding, spec.ceil_mode)
+  if spec.kind == "avg":
+    return avg_pool(x, spec.window, spec.stride, spec.padding, spec.ceil_mode,
+                    spec.count_include_pad)
+  raise ValueError(f"unknown pool kind {spec.kind!r}; choose max or avg")
+
+
+def apply_step(step: Step, x: jax.Array, train: bool, conv_block: Callable, name: str,
+               dtype: Dtype = jnp.float32) -> jax.Array:
+  """Runs one step; call it inside a module's `@nn.compact` method, which owns the new
+  submodule `name` (a conv, an `InceptionModule` or an `InceptionResidual`)."""
+  if isinstance(step, ConvSpec):
+    if step.depth_multiplier:
+      c = x.shape[-1]
+      return Conv(c * step.depth_multiplier, step.kernel, step.stride, step.padding,
+                  groups=c, dtype=dtype, name=name)(x)
+    return conv_block(step.features, step.kernel, step.stride, step.padding, name=name)(x, train)
+  if isinstance(step, PoolSpec):
+    return _pool(x, step)
+  if isinstance(step, LRNSpec):
+    return local_response_norm(x, step.size, step.alpha, step.beta, step.k)
+  if isinstance(step, MixedSpec):
+    return InceptionModule(step.branches, conv_block, dtype, name=name)(x, train)
+  if isinstance(step, ResidualSpec):
+    return InceptionResidual(step.branches, step.scale, step.activate, conv_block, dtype,
+                             name=name)(x, train)
+  raise TypeError(f"not an Inception step: {step!r}")
+
+
+class InceptionModule(nn.Module):
+  """Branches over the same input, concatenated along channels (all Inception versions).
+
+  Submodules are named `branch{i}_{j}` (branch i, step j), a nested split `branch{i}_{j}`
+  as well; pooling steps have no parameters.
+  """
+  branches: tuple[Branch, ...]
+  conv_block: Callable
+  dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool) -> jax.Array:
+    outs = []
+    for i, branch in enumerate(self.branches):
+      y = x
+      for j, step in enumerate(branch):
+        y = apply_step(step, y, train, self.conv_block, f"branch{i}_{j}", self.dtype)
+      outs.append(y)
+    return jnp.concatenate(outs, axis=-1)
+
+
+class InceptionResidual(nn.Module):
+  """x + scale * proj(concat(branches(x))), then ReLU (see `ResidualSpec`)."""
+  branches: tuple[Branch, ...]
+  scale: float = 1.0
+  activate: bool = True
+  conv_block: Callable = None  # type: ignore[assignment]
+  dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool) -> jax.Array:
+    y = InceptionModule(self.branches, self.conv_block, self.dtype, name="branches")(x, train)
+    y = Conv(x.shape[-1], 1, use_bias=True, dtype=self.dtype, name="proj")(y)
+    x = x + self.scale * y
+    return nn.relu(x) if self.activate else x
+
+
+def adaptive_avg_pool(x: jax.Array, grid: int) -> jax.Array:
+  """PyTorch's `adaptive_avg_pool2d` to grid x grid: bin i covers [floor(i*H/g), ceil((i+1)*H/g))."""
+  h, w = x.shape[1:3]
+  rows = []
+  for i in range(grid):
+    r0, r1 = (i * h) // grid, -(-((i + 1) * h) // grid)
+    cols = []
+    for j in range(grid):
+      c0, c1 = (j * w) // grid, -(-((j + 1) * w) // grid)
+      cols.append(jnp.mean(x[:, r0:r1, c0:c1, :].astype(jnp.float32), axis=(1, 2)))
+    rows.append(jnp.stack(cols, axis=1))
+  return jnp.stack(rows, axis=1).astype(x.dtype)
+
+
+class AuxClassifier(nn.Module):
+  """Auxiliary classifier on an intermediate map (see `AuxSpec`).
+
+  GoogLeNet (Section 5): 5x5/3 average pool (4x4 at 4a/4d), 1x1 conv 128 + ReLU, FC 1024
+  + ReLU, dropout 0.7, FC. Inception v3 (Section 4 and torchvision): 5x5/3 average pool
+  (5x5 at 17x17), 1x1 conv 128, 5x5 VALID conv 768, both with BN, FC.
+  """
+  num_classes: int
+  spec: AuxSpec
+  conv_block: Callable
+  dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool) -> jax.Array:
+    s = self.spec
+    h, w = x.shape[1:3]
+    out = lambda n: (n - s.pool_window) // s.pool_stride + 1 if n >= s.pool_window else 0
+    if s.pool_window is not None and out(h) == out(w) == s.grid:
+      x = avg_pool(x, s.pool_window, s.pool_stride)
+    else:
+      x = adaptive_avg_pool(x, s.grid)
+    for i, c in enumerate(s.convs):
+      x = apply_step(c, x, train, self.conv_block, f"conv{i}", self.dtype)
+    x = x.reshape(x.shape[0], math.prod(x.shape[1:]))
+    if s.hidden:
+      x = nn.relu(nn.Dense(s.hidden, dtype=self.dtype, param_dtype=jnp.float32, name="fc1")(x))
+    if s.dropout_rate:
+      x = nn.Dropout(s.dropout_rate, deterministic=not train)(x)
+    return nn.Dense(self.num_classes, dtype=self.dtype, param_dtype=jnp.float32,
+                    name="fc")(x)

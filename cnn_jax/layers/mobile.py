@@ -1,0 +1,169 @@
+"""Blocks of the efficient families: MobileNet v1/v2/v3 and EfficientNet.
+
+Depthwise separable convolution (Howard et al. 2017, Fig. 3), the inverted residual with a
+linear bottleneck (Sandler et al. 2018, Table 1), squeeze-and-excitation (Hu et al. 2018)
+as MobileNet v3 (Howard et al. 2019, Sec. 5.3) and EfficientNet (Tan & Le 2019) use it,
+hard-swish (Howard et al. 2019, Sec. 5.2) and stochastic depth (Huang et al. 2016).
+
+Every block takes a `conv_block` factory (ConvNormAct by default), so a model sets the
+compute dtype, the BatchNorm epsilon / momentum or the padding once, for all its convs.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from cnn_jax.layers.conv import Conv, ConvNormAct
+
+Dtype = Any
+
+
+def make_divisible(value: float, divisor: int = 8, min_value: int | None = None,
+                   round_limit: float = 0.9) -> int:
+  """Rounds a channel count to the nearest multiple of `divisor`, never below 90% of it.
+
+  The rule of the MobileNet v2 / v3 and EfficientNet reference code (TF `_make_divisible`,
+  EfficientNet `round_filters`): hardware prefers multiples of 8, and rounding down by
+  more than 10% would cost accuracy, so such a result moves up one multiple.
+  """
+  min_value = min_value or divisor
+  rounded = max(min_value, int(value + divisor / 2) // divisor * divisor)
+  if rounded < round_limit * value:
+    rounded += divisor
+  return rounded
+
+
+def hard_sigmoid(x: jax.Array) -> jax.Array:
+  """relu6(x + 3) / 6: MobileNet v3's piecewise-linear sigmoid (Howard et al. 2019, Sec. 5.2)."""
+  return jax.nn.relu6(x + 3.0) / 6.0
+
+
+def hard_swish(x: jax.Array) -> jax.Array:
+  """x * relu6(x + 3) / 6 (Howard et al. 2019, Sec. 5.2)."""
+  return x * hard_sigmoid(x)
+
+
+# Activations by name, so that configs can pick them as strings.
+ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
+    "relu": nn.relu,
+    "relu6": jax.nn.relu6,
+    "hard_swish": hard_swish,
+    "silu": nn.silu,
+    "sigmoid": nn.sigmoid,
+    "hard_sigmoid": hard_sigmoid,
+}
+
+
+def activation(name_or_fn: str | Callable) -> Callable:
+  """An activation function from its name (see ACTIVATIONS) or the function itself."""
+  if callable(name_or_fn):
+    return name_or_fn
+  if name_or_fn not in ACTIVATIONS:
+    raise ValueError(f"unknown activation {name_or_fn!r}; choose one of {sorted(ACTIVATIONS)}")
+  return ACTIVATIONS[name_or_fn]
+
+
+class SqueezeExcite(nn.Module):
+  """Global pool -> 1x1 conv to `squeeze_features` -> act -> 1x1 conv back -> gate -> scale.
+
+  The squeeze width is the caller's choice because the families differ: EfficientNet
+  squeezes the block *input* width by 0.25, MobileNet v3 the *expanded* width to
+  make_divisible(expanded / 4, 8). Both 1x1 convs have biases (they act on a 1x1 map, so
+  they are the two fully connected layers of Hu et al. 2018, Fig. 2).
+  """
+  squeeze_features: int
+  act: Callable = nn.relu
+  gate: Callable = nn.sigmoid
+  dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    s = jnp.mean(x.astype(jnp.float32), axis=(1, 2), keepdims=True).astype(self.dtype)
+    s = Conv(self.squeeze_features, 1, use_bias=True, dtype=self.dtype, name="reduce")(s)
+    s = self.act(s)
+    s = Conv(x.shape[-1], 1, use_bias=True, dtype=self.dtype, name="expand")(s)
+    return x * self.gate(s).astype(x.dtype)
+
+
+class DropPath(nn.Module):
+  """Stochastic depth: drops a residual branch per example, scaling survivors by 1/(1-p).
+
+  Huang et al. 2016 drop the branch of a whole residual block; EfficientNet uses it with
+  a rate rising linearly with depth. Draws from the 'dropout' rng.
+  """
+  rate: float = 0.0
+
+  @nn.compact
+  def __call__(self, x: jax.Array, deterministic: bool) -> jax.Array:
+    if deterministic or self.rate == 0.0:
+      return x
+    keep = 1.0 - self.rate
+    mask = jax.random.bernoulli(self.make_rng("dropout"), keep, (x.shape[0],) + (1,) * (x.ndim - 1))
+    return jnp.where(mask, x / keep, jnp.zeros_like(x))
+
+
+class DepthwiseSeparable(nn.Module):
+  """3x3 depthwise conv-BN-act, then 1x1 pointwise conv-BN-act (MobileNet v1, Fig. 3)."""
+  features: int
+  strides: int = 1
+  kernel_size: int = 3
+  act: Callable = nn.relu
+  conv_block: Callable = ConvNormAct
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool) -> jax.Array:
+    x = self.conv_block(x.shape[-1], self.kernel_size, self.strides, groups=x.shape[-1],
+                        act=self.act, name="depthwise")(x, train)
+    return self.conv_block(self.features, 1, act=self.act, name="pointwise")(x, train)
+
+
+class InvertedResidual(nn.Module):
+  """Expand 1x1 -> depthwise kxk -> [squeeze-excite] -> project 1x1 (linear), + shortcut.
+
+  MobileNet v2 (Sandler et al. 2018, Table 1), MobileNet v3 (Howard et al. 2019, Fig. 4)
+  and EfficientNet's MBConv (Tan & Le 2019, after Tan et al. 2019's MnasNet) are all this
+  block. `expanded_features` equal to the input width means no expansion conv (the first
+  block of v2 and EfficientNet, t=1). The squeeze-excite width is `se_ratio` of the input
+  width (`se_from_input`, EfficientNet) or of the expanded width (MobileNet v3), rounded
+  with make_divisible(., se_divisor) when `se_divisor` > 1 and floored otherwise. The
+  shortcut exists when stride is 1 and the width is unchanged; `drop_path_rate` applies
+  stochastic depth to the branch.
+  """
+  features: int
+  expanded_features: int
+  kernel_size: int = 3
+  strides: int = 1
+  act: Callable = jax.nn.relu6
+  se_ratio: float = 0.0
+  se_from_input: bool = False
+  se_divisor: int = 1
+  se_act: Callable = nn.relu
+  se_gate: Callable = nn.sigmoid
+  drop_path_rate: float = 0.0
+  conv_block: Callable = ConvNormAct
+  dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool) -> jax.Array:
+    in_features = x.shape[-1]
+    y = x
+    if self.expanded_features != in_features:
+      y = self.conv_block(self.expanded_features, 1, act=self.act, name="expand")(y, train)
+    y = self.conv_block(self.expanded_features, self.kernel_size, self.strides,
+                        groups=self.expanded_features, act=self.act, name="depthwise")(y, train)
+    if self.se_ratio:
+      base = in_features if self.se_from_input else self.expanded_features
+      if self.se_divisor > 1:
+        squeeze = make_divisible(base * self.se_ratio, self.se_divisor)
+      else:
+        squeeze = max(1, int(base * self.se_ratio))
+      y = SqueezeExcite(squeeze, act=self.se_act, gate=self.se_gate, dtype=self.dtype,
+                        name="se")(y)
+    y = self.conv_block(self.features, 1, act=None, name="project")(y, train)
+    if self.strides == 1 and in_features == self.features:
+      y = DropPath(self.drop_path_rate, name="drop_path")(y, deterministic=not train) + x
+    return y

@@ -1,0 +1,186 @@
+"""The training loop: data -> jitted steps -> metrics, checkpoints and results.json.
+
+`train_and_evaluate(config, workdir)` knows models only through the registry contract.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import math
+import os
+import signal
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from clu import metric_writers
+
+from cnn_jax import data, models, parallel
+from cnn_jax.train import checkpoint
+from cnn_jax.train.metrics import Progress, log_line, params_fingerprint, write_results
+from cnn_jax.train.optimizers import create_optimizer, learning_rate_schedule
+from cnn_jax.train.state import TrainState
+from cnn_jax.train.steps import jit_steps
+
+DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
+
+
+def total_train_steps(config, steps_per_epoch: int) -> int:
+  if config.num_train_steps > 0:
+    return int(config.num_train_steps)
+  return int(math.ceil(config.num_epochs * steps_per_epoch))
+
+
+def create_model(config, num_classes: int):
+  return models.create(config.model, num_classes=num_classes, dtype=DTYPES[config.dtype],
+                       **config.model_kwargs.to_dict())
+
+
+def create_train_state(config, model, mesh, image_shape, steps_per_epoch, total_steps):
+  """Initialises parameters directly into their (replicated or sharded) layout."""
+  schedule = learning_rate_schedule(config, steps_per_epoch, total_steps)
+  tx = create_optimizer(config, schedule)
+
+  def init(rng):
+    variables = model.init({"params": rng, "dropout": rng},
+                           jnp.zeros((1, *image_shape), jnp.float32), train=False)
+    return TrainState.create(variables, tx, use_ema=config.ema_decay > 0)
+
+  rng = jax.random.key(config.seed)
+  abstract = jax.eval_shape(init, rng)
+  shardings = parallel.state_shardings(mesh, abstract, config.get("shard_params", False))
+  state = jax.jit(init, out_shardings=shardings)(rng)
+  return state, shardings, schedule
+
+
+def evaluate(eval_fn, state, input_pipeline, mesh) -> dict:
+  totals = None
+  for batch in input_pipeline.eval_iter():
+    out = eval_fn(state, parallel.global_batch(mesh, batch))
+    totals = out if totals is None else jax.tree.map(jnp.add, totals, out)
+  totals = jax.device_get(totals)
+  n = float(totals["count"])
+  return {"loss": float(totals["loss"]) / n, "top1": float(totals["top1"]) / n,
+          "top5": float(totals["top5"]) / n, "count": int(n)}
+
+
+class _Preemption:
+  """Turns SIGTERM into a flag the loop checks, so it can checkpoint before exiting."""
+
+  def __init__(self):
+    self.requested = False
+    try:
+      signal.signal(signal.SIGTERM, self._handle)
+    except ValueError:  # not in the main thread (e.g. tests)
+      pass
+
+  def _handle(self, signum, frame):
+    del signum, frame
+    logging.warning("SIGTERM received: checkpointing and stopping")
+    self.requested = True
+
+
+def train_and_evaluate(config, workdir: str) -> dict:
+  t_start = time.perf_counter()
+  os.makedirs(workdir, exist_ok=True)
+  is_main = jax.process_index() == 0
+  mesh = parallel.make_mesh()
+  spec = models.spec(config.model)
+  input_pipeline = data.create_input(config, model_spec=spec,
+                                     process_index=jax.process_index(),
+                                     process_count=jax.process_count())
+  ds_info = input_pipeline.info
+  steps_per_epoch = input_pipeline.train.num_batches
+  total_steps = total_train_steps(config, steps_per_epoch)
+  model = create_model(config, ds_info.num_classes)
+  image_shape = (config.image_size, config.image_size, ds_info.channels)
+  state, state_sharding, schedule = create_train_state(
+      config, model, mesh, image_shape, steps_per_epoch, total_steps)
+  n_params = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(state.params))
+
+  if is_main:
+    with open(os.path.join(workdir, "config.json"), "w") as f:
+      f.write(config.to_json_best_effort(indent=2, sort_keys=True))
+  writer = metric_writers.create_default_writer(workdir, just_logging=not is_main,
+                                                asynchronous=True)
+  ckpt = checkpoint.manager(workdir, config.keep_checkpoints)
+  restored = checkpoint.restore_latest(ckpt, state)
+  if restored is not None:
+    state = restored
+  start_step = int(jax.device_get(state.step))
+  logging.info("%s on %s: %s params, %d devices (%d processes), global batch %d, "
+               "%d steps (%d per epoch)%s", config.model, config.dataset, f"{n_params:,}",
+               jax.device_count(), jax.process_count(), config.batch_size, total_steps,
+               steps_per_epoch, f", resumed at step {start_step}" if start_step else "")
+
+  train_fn, eval_fn = jit_steps(model.apply, config, ds_info.num_classes, state_sharding,
+                                parallel.batch_sharding(mesh), parallel.replicated(mesh))
+  rng = jax.random.key(config.seed + 1)
+  eval_every = max(int(config.eval_every_epochs * steps_per_epoch), 1)
+  progress = Progress(total_steps, start_step, config.batch_size)
+  preemption = _Preemption()
+  train_iter = input_pipeline.train_iter(start_step)
+  window = []
+  eval_metrics = None
+  step = start_step
+  progress.start_window(step)
+  first_step_done = False
+  while step < total_steps:
+    batch = parallel.global_batch(mesh, next(train_iter))
+    state, metrics = train_fn(state, batch, rng)
+    window.append(metrics)
+    step += 1
+    if not first_step_done:  # keep compile time out of the throughput figures
+      jax.block_until_ready(metrics)
+      logging.info("first step (compile included) done after %.1fs",
+                   time.perf_counter() - t_start)
+      progress.start_window(step)
+      window, first_step_done = [], True
+      continue
+    if step % config.log_every_steps == 0 or step == total_steps:
+      scalars = {k: float(np.mean([m[k] for m in jax.device_get(window)]))
+                 for k in window[0]} if window else {}
+      speed = progress.end_window(step)
+      scalars["learning_rate"] = float(schedule(step))
+      log_line(step, total_steps, scalars, speed)
+      writer.write_scalars(step, {f"train/{k}": v for k, v in scalars.items()})
+      writer.write_scalars(step, {"train/images_per_second": speed["images_per_second"]})
+      window = []
+      progress.start_window(step)
+    if step % eval_every == 0 and step != total_steps:
+      eval_metrics = evaluate(eval_fn, state, input_pipeline, mesh)
+      log_line(step, total_steps, {f"eval_{k}": v for k, v in eval_metrics.items()
+                                   if k != "count"})
+      writer.write_scalars(step, {f"eval/{k}": v for k, v in eval_metrics.items()})
+      progress.start_window(step)
+    if step % config.checkpoint_every_steps == 0 or preemption.requested:
+      checkpoint.save(ckpt, state, force=preemption.requested)
+    if preemption.requested:
+      ckpt.wait_until_finished()
+      writer.flush()
+      logging.warning("stopped at step %d after SIGTERM; rerun the same command to resume",
+                      step)
+      return {"preempted": True, "steps": step}
+  if ckpt.latest_step() != step:
+    checkpoint.save(ckpt, state, force=True)
+  eval_metrics = evaluate(eval_fn, state, input_pipeline, mesh)
+  log_line(step, total_steps, {f"eval_{k}": v for k, v in eval_metrics.items()
+                               if k != "count"})
+  writer.write_scalars(step, {f"eval/{k}": v for k, v in eval_metrics.items()})
+  ckpt.wait_until_finished()
+  writer.flush()
+  results = {
+      "model": config.model, "dataset": config.dataset, "steps": step,
+      "top1": eval_metrics["top1"], "top5": eval_metrics["top5"],
+      "loss": eval_metrics["loss"], "eval_examples": eval_metrics["count"],
+      "wall_seconds": time.perf_counter() - t_start,
+      "train_images_per_second": progress.images_per_second,
+      "params": n_params, "devices": jax.device_count(), "processes": jax.process_count(),
+      "params_fingerprint": params_fingerprint(state.params),
+  }
+  write_results(workdir, results)
+  logging.info("results: %s", json.dumps(results))
+  return results
