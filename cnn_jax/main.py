@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging as std_logging
 import os
+import re
 import sys
 
 from cnn_jax import platform
@@ -104,6 +105,12 @@ def main(argv) -> None:
   config = _CONFIG.value
   if config is None:
     sys.exit("error: --config is required, e.g. --config=configs/fashion_mnist.py")
+  try:
+    config.model  # ml_collections defers a config file's load errors to first access
+  except OSError as e:
+    detail = " ".join(str(e).split()).split("Attempted", 1)[-1]
+    sys.exit(f"error: cannot load the --config file:{detail}; pass a file such as "
+             f"configs/fashion_mnist.py")
 
   import jax
 
@@ -126,9 +133,25 @@ def main(argv) -> None:
   train_and_evaluate(config, workdir)
 
 
+def _parse_flags(argv):
+  """absl's parser, but a bad --config.FIELD is one line instead of a traceback."""
+  try:
+    return flags.FLAGS(argv)
+  except flags.Error as e:
+    sys.exit("error: " + " ".join(str(e).split()))
+  except (AttributeError, KeyError, TypeError, ValueError) as e:
+    # ml_collections reports an unknown field as the repr of "'name'\nDid you mean ...".
+    bad = [a for a in argv[1:] if a.startswith("--config.")]
+    hint = re.search(r'Did you mean "[^"]+"', str(e))
+    fields = ", ".join(a.split("=")[0][len("--"):] for a in bad)
+    sys.exit(f"error: unknown config field in {fields}"
+             f"{' (' + hint.group(0) + '?)' if hint else ''}; fields are listed in "
+             f"configs/default.py, a model's by cnn_jax.models.overridable_fields(name)")
+
+
 def run() -> None:
   flags.mark_flags_as_required(["config"])
-  app.run(main)
+  app.run(main, flags_parser=_parse_flags)
 
 
 if __name__ == "__main__":

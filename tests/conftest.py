@@ -5,3 +5,36 @@ import sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import pytest
+
+FASHION_SOURCE = "/usr/share/datasets/fashion-mnist"
+
+
+@pytest.fixture(scope="session")
+def fashion_data_dir(tmp_path_factory):
+  """A TFDS data_dir holding `fashion_mnist`, built once per session from the Debian files."""
+  if not os.path.exists(os.path.join(FASHION_SOURCE, "t10k-labels-idx1-ubyte.gz")):
+    pytest.fail(f"Fashion-MNIST raw files missing in {FASHION_SOURCE}: "
+                "apt-get install dataset-fashion-mnist (`make test` does this)")
+  from cnn_jax.data import fashion_mnist
+  data_dir = str(tmp_path_factory.mktemp("tfds"))
+  fashion_mnist.builder(data_dir, FASHION_SOURCE)
+  return data_dir
+
+
+def tiny_fashion_config(data_dir, **changes):
+  """The quickstart config shrunk to a model that trains in seconds on 2 cores."""
+  from configs import fashion_mnist
+  config = fashion_mnist.get_config()
+  config.data_dir = data_dir
+  config.model_kwargs = {"stem": "small", "width": 8}
+  config.batch_size = 64
+  config.eval_batch_size = 1000
+  config.num_train_steps = 60
+  config.log_every_steps = 20
+  config.checkpoint_every_steps = 1000
+  config.warmup_epochs = 0.0
+  config.weight_decay = 0.0
+  config.update(changes)
+  return config

@@ -75,6 +75,23 @@ def _has_local_files(source_dir: str | None) -> bool:
       os.path.exists(os.path.join(source_dir, f)) for f, _, _ in FILES.values())
 
 
+def mnist_url() -> str:
+  from tensorflow_datasets.image_classification import mnist
+  return mnist.FashionMNIST.URL
+
+
+def _reachable(url: str, timeout: float = 5.0) -> tuple[bool, str]:
+  """A quick TCP check, so an offline machine fails in seconds, not after TFDS's retries."""
+  import socket
+  import urllib.parse
+  parsed = urllib.parse.urlparse(url)
+  try:
+    socket.create_connection((parsed.hostname, parsed.port or 80), timeout=timeout).close()
+  except OSError as e:
+    return False, f"{parsed.hostname}: {e.strerror or e}"
+  return True, ""
+
+
 def builder(data_dir: str | None, source_dir: str | None):
   """Returns a prepared `fashion_mnist` TFDS builder, preparing it once if needed."""
   import tensorflow_datasets as tfds
@@ -89,6 +106,11 @@ def builder(data_dir: str | None, source_dir: str | None):
       cls.local_files = _decompress_checked(source_dir, tmp)
       local.download_and_prepare()
     return tfds.builder("fashion_mnist", data_dir=data_dir)
+  reachable, why = _reachable(mnist_url())
+  if not reachable:
+    raise DataError(f"fashion_mnist: no prepared dataset in {plain.data_dir}, no raw files "
+                    f"in {source_dir!r}, and no network to download them ({why}); "
+                    f"{HOW_TO_GET}")
   try:
     plain.download_and_prepare()
   except Exception as e:  # noqa: BLE001 — any download failure gets the same advice
