@@ -19,6 +19,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.dataset = "fashion_mnist"  # fashion_mnist | imagenet2012 | ...
   c.data_dir = ml_collections.config_dict.placeholder(str)  # TFDS data_dir; None: TFDS default
   c.source_dir = "/usr/share/datasets/fashion-mnist"        # raw files to build from offline
+  c.manual_dir = ml_collections.config_dict.placeholder(str)  # ImageNet tars; None: TFDS's
   c.image_size = 28
   c.augment = "none"           # named training augmentation, see cnn_jax/data
   c.batch_size = 256           # global, over all devices and hosts

@@ -6,6 +6,18 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+from cnn_jax import platform  # noqa: E402
+
+platform.configure_cpu()  # the same XLA CPU settings as `python -m cnn_jax.main`
+
+import jax  # noqa: E402
+
+# Identical programs compiled by several tests (e.g. the runs of the resume test) are
+# compiled once per session.
+jax.config.update("jax_compilation_cache_dir",
+                  os.path.join(os.environ.get("TMPDIR", "/tmp"), "cnn_jax_test_xla_cache"))
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+
 import pytest
 
 FASHION_SOURCE = "/usr/share/datasets/fashion-mnist"

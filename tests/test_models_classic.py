@@ -36,18 +36,19 @@ PLAIN_PARAMS = {"plain18": 11_515_688, "plain34": 21_623_848}
 
 # Smallest input whose last map is 1x1, for the tests' fc_window=1 heads.
 SMALL_INPUT = {"alexnet": 67, "alexnet_torchvision": 63, "zfnet": 47}
-SMALL_HEAD = dict(fc_window=1, fc_features=(16, 16))
+SMALL_HEAD = dict(fc_window=1, fc_features=(8, 8))
+SMALL_CLASSES = 8
 
 
 def _small(name, **overrides):
-  """`name`'s layer list with every conv 8 wide, and a small head, for 32-67 px inputs.
+  """`name`'s layer list with every conv 8 wide, 8-wide FC layers and 8 classes.
 
   One width keeps the number of distinct kernel shapes, and so of CPU compilations of
-  their initialisers, to a handful for the whole file.
+  their random initialisers (about a second each), to a handful for the whole file.
   """
   layers = tuple(dataclasses.replace(l, features=8) if isinstance(l, family.ConvSpec) else l
                  for l in models.create(name).layers)
-  return models.create(name, num_classes=10, layers=layers, **{**SMALL_HEAD, **overrides})
+  return models.create(name, num_classes=SMALL_CLASSES, layers=layers, **{**SMALL_HEAD, **overrides})
 
 
 def _abstract_init(model, size, **kwargs):
@@ -127,7 +128,7 @@ def test_min_input_size_is_smallest_that_reaches_fc6(name):
 @pytest.mark.parametrize("name", sorted(CLASSIC_PARAMS))
 def test_forward_and_train_step(name):
   loss0, loss1 = forward_and_train_step(_small(name), size=SMALL_INPUT.get(name, 32),
-                                        num_classes=10)
+                                        num_classes=SMALL_CLASSES)
   assert loss1 != loss0
 
 
@@ -155,8 +156,8 @@ def test_dense_evaluation_from_the_same_parameters(name, size):
   # On a larger image the class scores form a map, averaged into [N, classes].
   logits, state = dense.apply(variables, x, mutable=["intermediates"])
   class_map = state["intermediates"]["head"]["class_map"][0]
-  assert logits.shape == (2, 10)
-  assert class_map.shape[1:] == (3, 3, 10)  # 64 more pixels: 2 more fc6 positions
+  assert logits.shape == (2, SMALL_CLASSES)
+  assert class_map.shape[1:] == (3, 3, SMALL_CLASSES)  # 64 more pixels: 2 more fc6 positions
   np.testing.assert_allclose(logits, class_map.mean(axis=(1, 2)), rtol=1e-5, atol=1e-6)
 
 
@@ -217,8 +218,8 @@ def test_init_schemes(scheme):
 
 def test_fully_connected_init_uses_dense_fans():
   """fc6 is stored as a 7x7 conv but initialised as the 25088 -> 4096 dense layer."""
-  shape = (7, 7, 32, 64)
-  for scheme, std in {"paper": 0.01, "glorot": np.sqrt(2 / (49 * 32 + 64)),
+  shape = (6, 6, 8, 8)  # AlexNet's fc6 window, as in the other tests' small models
+  for scheme, std in {"paper": 0.01, "glorot": np.sqrt(2 / (36 * 8 + 8)),
                       "he": 0.01}.items():  # torchvision's VGG: N(0, 0.01) for FC layers
     kernel = classic.classic_kernel_init(scheme, fully_connected=True)(jax.random.key(0), shape)
     assert abs(float(jnp.std(kernel)) / std - 1) < 0.05, scheme

@@ -1,0 +1,35 @@
+# Two commands on a fresh Debian machine with Python 3.11:
+#   make demo   # set up, then train the default config (Fashion-MNIST) on this machine
+#   make test   # set up, then run the whole test suite
+VENV ?= .venv
+PY := $(VENV)/bin/python
+FASHION := /usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: setup data demo test test-fast zoo-table
+
+$(VENV)/.installed: requirements.txt
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -r requirements.txt
+	touch $@
+
+setup: $(VENV)/.installed
+
+# Fashion-MNIST's real files from Debian, for machines without internet; with internet
+# (or where apt-get is missing) TFDS downloads the data itself.
+data:
+	@if [ ! -f $(FASHION) ] && command -v apt-get >/dev/null; then \
+	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq dataset-fashion-mnist; fi
+
+demo: setup data
+	$(PY) -m cnn_jax.main --config=configs/fashion_mnist.py --workdir=workdirs/fashion_mnist
+
+test: setup data
+	$(PY) -m pytest -n 2 --durations=15 -q
+
+test-fast: setup data
+	$(PY) -m pytest -n 2 -q -m "not slow"
+
+zoo-table: setup
+	$(PY) -m cnn_jax.models.summary

@@ -1,0 +1,125 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax import lax
+
+from cnn_jax import models
+from cnn_jax.layers import Conv, depthwise, make_divisible
+from cnn_jax.models import summary
+from model_testing import assert_param_count, forward_and_train_step
+
+# ../shared/reference/architectures.md (timm / torchvision / derived).
+MOBILENET_PARAMS = {
+    "mobilenet_v2": 3_504_872,
+    "mobilenet_v3_large": 5_483_032,
+    "mobilenet_v3_small": 2_542_856,
+}
+MOBILENET_V1_PARAMS = {1.0: 4_231_976, 0.75: 2_585_560, 0.5: 1_331_592, 0.25: 470_072}
+
+
+@pytest.mark.parametrize("name,expected", sorted(MOBILENET_PARAMS.items()))
+def test_mobilenet_param_counts(name, expected):
+  assert_param_count(name, expected)
+
+
+@pytest.mark.parametrize("width,expected", sorted(MOBILENET_V1_PARAMS.items()))
+def test_mobilenet_v1_param_counts_per_width(width, expected):
+  assert_param_count("mobilenet_v1", expected, width_multiplier=width)
+
+
+def test_make_divisible_never_rounds_down_more_than_10_percent():
+  assert make_divisible(32 * 0.75, 8) == 24
+  assert make_divisible(18, 8) == 24  # 16 would lose 11%
+  assert make_divisible(1280 * 1.1, 8) == 1408
+  assert make_divisible(3, 8) == 8
+
+
+def test_mobilenet_v2_macs_match_torchvision():
+  assert abs(summary.count_macs("mobilenet_v2") / 1e9 - 0.30) < 0.005
+
+
+@pytest.mark.parametrize("name", [
+    "mobilenet_v1",
+    "mobilenet_v3_small",
+    pytest.param("mobilenet_v2", marks=pytest.mark.slow),
+    pytest.param("mobilenet_v3_large", marks=pytest.mark.slow),
+])
+def test_mobilenet_train_step(name):
+  forward_and_train_step(models.create(name, num_classes=10), size=32, num_classes=10)
+
+
+def test_mobilenet_v1_relu6_and_any_resolution():
+  model = models.create("mobilenet_v1", num_classes=5, width_multiplier=0.25, act="relu6")
+  x = jnp.full((1, 72, 72, 3), 10.0)
+  variables = model.init(jax.random.key(0), x, train=False)
+  logits, state = model.apply(variables, x, train=False, mutable=["intermediates"])
+  assert logits.shape == (1, 5)
+  inter = state["intermediates"]
+  assert inter["stem"][0].shape == (1, 36, 36, 8)
+  assert inter["stage5"][0].shape == (1, 3, 3, 256)
+  assert float(jnp.max(inter["stem"][0])) <= 6.0  # ReLU6 caps activations
+  with pytest.raises(ValueError, match="unknown activation"):
+    models.create("mobilenet_v1", act="gelu").init(jax.random.key(0), x, train=False)
+
+
+# The CPU depthwise custom VJP (cnn_jax/layers/depthwise.py) against XLA's convolution.
+
+def _xla_depthwise(x, kernel, strides, padding):
+  return lax.conv_general_dilated(x, kernel, strides, padding,
+                                  dimension_numbers=("NHWC", "HWIO", "NHWC"),
+                                  feature_group_count=x.shape[-1])
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+@pytest.mark.parametrize("kernel_size", [3, 5])
+@pytest.mark.parametrize("padding", ["symmetric", "SAME"])
+@pytest.mark.parametrize("size", [8, 9])
+def test_depthwise_custom_vjp_matches_xla(stride, kernel_size, padding, size):
+  k = kernel_size
+  pads = ((k // 2, k // 2), (k // 2, k // 2)) if padding == "symmetric" else "SAME"
+  keys = jax.random.split(jax.random.key(0), 3)
+  x = jax.random.normal(keys[0], (2, size, size + 1, 6))
+  kernel = jax.random.normal(keys[1], (k, k, 1, 6))
+  out_shape = _xla_depthwise(x, kernel, (stride, stride), pads).shape
+  cotangent = jax.random.normal(keys[2], out_shape)
+
+  def loss(f):
+    return lambda x, w: jnp.sum(f(x, w, (stride, stride), pads) * cotangent)
+
+  np.testing.assert_allclose(depthwise.depthwise_conv(x, kernel, (stride, stride), pads),
+                             _xla_depthwise(x, kernel, (stride, stride), pads),
+                             rtol=1e-5, atol=1e-5)
+  # Under differentiation the forward pass is the shifted multiply-adds.
+  out_fast, vjp_fast = jax.vjp(lambda a, b: depthwise.depthwise_conv(a, b, (stride, stride), pads),
+                               x, kernel)
+  np.testing.assert_allclose(out_fast, _xla_depthwise(x, kernel, (stride, stride), pads),
+                             rtol=1e-5, atol=1e-5)
+  fast = jax.grad(loss(depthwise.depthwise_conv), (0, 1))(x, kernel)
+  ref = jax.grad(loss(_xla_depthwise), (0, 1))(x, kernel)
+  for got, want in zip(fast, ref):
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_conv_takes_the_fast_path_only_for_depthwise(monkeypatch):
+  x = jnp.ones((1, 8, 8, 4))
+
+  def primitives(conv):
+    variables = conv.init(jax.random.key(0), x)
+    grad = jax.grad(lambda v: conv.apply(v, x).sum())
+    return str(jax.make_jaxpr(grad)(variables))
+
+  assert jax.default_backend() == "cpu"
+  monkeypatch.setattr(depthwise, "ENABLED", True)
+  assert "custom_vjp" in primitives(Conv(4, 3, groups=4))
+  assert "custom_vjp" not in primitives(Conv(4, 3, groups=2))
+  assert "custom_vjp" not in primitives(Conv(8, 3, groups=4))  # depth multiplier 2
+  monkeypatch.setattr(depthwise, "ENABLED", False)
+  assert "custom_vjp" not in primitives(Conv(4, 3, groups=4))
+
+
+def test_macs_are_counted_through_the_fast_path(monkeypatch):
+  monkeypatch.setattr(depthwise, "ENABLED", True)
+  fast = summary.count_macs("mobilenet_v3_small", size=64)
+  monkeypatch.setattr(depthwise, "ENABLED", False)
+  assert summary.count_macs("mobilenet_v3_small", size=64) == fast
