@@ -1,0 +1,88 @@
+"""Runs the package's sharded train step in a fresh process with a chosen device count.
+
+Used by tests/test_parallel.py, which starts it with
+XLA_FLAGS=--xla_force_host_platform_device_count=N (and, for multi-host, two copies joined
+through jax.distributed on 127.0.0.1). Data are synthetic and identical for every layout:
+the global batch of step s is drawn from numpy seed s, and each process feeds its slice.
+Prints one JSON line: the losses, and the fingerprint of the final parameters.
+"""
+
+import argparse
+import json
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import jax  # noqa: E402
+import numpy as np  # noqa: E402
+
+from cnn_jax import parallel  # noqa: E402
+from cnn_jax.train import checkpoint  # noqa: E402
+from cnn_jax.train.loop import create_model, create_train_state  # noqa: E402
+from cnn_jax.train.metrics import params_fingerprint  # noqa: E402
+from cnn_jax.train.steps import jit_steps  # noqa: E402
+
+GLOBAL_BATCH, SIZE, CLASSES = 16, 16, 10
+
+
+def config(dtype="float32"):
+  from configs import fashion_mnist
+  c = fashion_mnist.get_config()
+  c.model_kwargs = {"stem": "small", "width": 4}
+  c.batch_size, c.image_size, c.dtype = GLOBAL_BATCH, SIZE, dtype
+  c.learning_rate, c.lr_schedule, c.weight_decay = 0.01, "constant", 1e-4
+  return c
+
+
+def global_batch_numpy(step):
+  rng = np.random.default_rng(step)
+  return {"image": rng.normal(size=(GLOBAL_BATCH, SIZE, SIZE, 1)).astype(np.float32),
+          "label": rng.integers(0, CLASSES, GLOBAL_BATCH).astype(np.int32)}
+
+
+def main():
+  p = argparse.ArgumentParser()
+  p.add_argument("--mode", choices=["train", "restore"], default="train")
+  p.add_argument("--steps", type=int, default=20)
+  p.add_argument("--dtype", default="float32")
+  p.add_argument("--ckpt_dir", default="")
+  p.add_argument("--port", type=int, default=0)
+  p.add_argument("--process_id", type=int, default=0)
+  p.add_argument("--num_processes", type=int, default=1)
+  a = p.parse_args()
+  if a.num_processes > 1:
+    parallel.initialize_distributed(f"127.0.0.1:{a.port}", a.num_processes, a.process_id)
+  c = config(a.dtype)
+  mesh = parallel.make_mesh()
+  model = create_model(c, CLASSES)
+  state, shardings, _ = create_train_state(c, model, mesh, (SIZE, SIZE, 1), 100, 100)
+  out = {"devices": jax.device_count(), "processes": jax.process_count()}
+  if a.mode == "restore":
+    mngr = checkpoint.manager(a.ckpt_dir, keep=2)
+    state = checkpoint.restore_latest(mngr, state)
+    out["step"] = int(jax.device_get(state.step))
+    out["fingerprint"] = params_fingerprint(state.params)
+    print("RESULT " + json.dumps(out), flush=True)
+    return
+  train_fn, _ = jit_steps(model.apply, c, CLASSES, shardings, parallel.batch_sharding(mesh),
+                          parallel.replicated(mesh))
+  local = GLOBAL_BATCH // jax.process_count()
+  lo = jax.process_index() * local
+  losses = []
+  for step in range(a.steps):
+    batch = {k: v[lo:lo + local] for k, v in global_batch_numpy(step).items()}
+    state, metrics = train_fn(state, parallel.global_batch(mesh, batch), jax.random.key(0))
+    losses.append(float(metrics["loss"]))
+  out["losses"] = losses
+  out["param_dtypes"] = sorted({str(x.dtype) for x in jax.tree.leaves(state.params)})
+  out["fingerprint"] = params_fingerprint(state.params)
+  if a.ckpt_dir:
+    mngr = checkpoint.manager(a.ckpt_dir, keep=2)
+    checkpoint.save(mngr, state, force=True)
+    mngr.wait_until_finished()
+  print("RESULT " + json.dumps(out), flush=True)
+
+
+if __name__ == "__main__":
+  main()

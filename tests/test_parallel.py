@@ -1,0 +1,72 @@
+"""Sharded training on simulated devices and processes (CPU), and checkpoint portability."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+WORKER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "parallel_worker.py")
+
+
+def _env(devices):
+  return dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}",
+              JAX_PLATFORMS="cpu")
+
+
+def _result(stdout):
+  lines = [l for l in stdout.splitlines() if l.startswith("RESULT ")]
+  assert lines, stdout[-2000:]
+  return json.loads(lines[-1][len("RESULT "):])
+
+
+def run_worker(devices, *args):
+  proc = subprocess.run([sys.executable, WORKER, *args], env=_env(devices),
+                        capture_output=True, text=True, timeout=300)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  return _result(proc.stdout)
+
+
+def _free_port():
+  with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    return s.getsockname()[1]
+
+
+def test_8_devices_match_1_device(tmp_path):
+  one = run_worker(1)
+  eight = run_worker(8, "--ckpt_dir", str(tmp_path / "ckpt8"))
+  assert eight["devices"] == 8 and one["devices"] == 1
+  np.testing.assert_allclose(eight["losses"], one["losses"], rtol=2e-4, atol=2e-5)
+  assert one["losses"][-1] < one["losses"][0]
+  # The checkpoint written with 8 devices restores on 1 and on 4.
+  for devices in (1, 4):
+    restored = run_worker(devices, "--mode", "restore", "--ckpt_dir", str(tmp_path / "ckpt8"))
+    assert restored["devices"] == devices and restored["step"] == 20
+    assert restored["fingerprint"] == eight["fingerprint"]
+
+
+def test_two_processes_match_one_process():
+  port = _free_port()
+  procs = [subprocess.Popen([sys.executable, WORKER, "--port", str(port), "--num_processes",
+                             "2", "--process_id", str(i)], env=_env(4),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+           for i in range(2)]
+  outs = []
+  for proc in procs:
+    stdout, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 0, stderr[-3000:]
+    outs.append(_result(stdout))
+  single = run_worker(8)
+  assert outs[0]["processes"] == 2 and outs[0]["devices"] == 8
+  np.testing.assert_allclose(outs[0]["losses"], single["losses"], rtol=2e-4, atol=2e-5)
+  assert outs[0]["fingerprint"] == outs[1]["fingerprint"]
+
+
+def test_bfloat16_trains_with_float32_params():
+  out = run_worker(1, "--dtype", "bfloat16", "--steps", "20")
+  assert out["param_dtypes"] == ["float32"]
+  assert np.mean(out["losses"][-5:]) < np.mean(out["losses"][:5])
