@@ -13,6 +13,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.model = "resnet18"
   c.model_kwargs = ml_collections.ConfigDict()
   c.dtype = "float32"          # compute dtype: float32 | bfloat16 | float16
+  c.shard_params = False       # FSDP-style: split large parameters over the data axis
   c.init_from = ""             # checkpoint dir of converted / earlier weights to start from
 
   # Data.

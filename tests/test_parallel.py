@@ -66,7 +66,8 @@ def test_two_processes_match_one_process():
   assert outs[0]["fingerprint"] == outs[1]["fingerprint"]
 
 
-def test_bfloat16_trains_with_float32_params():
-  out = run_worker(1, "--dtype", "bfloat16", "--steps", "20")
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
+def test_half_precision_trains_with_float32_params(dtype):
+  out = run_worker(1, "--dtype", dtype, "--steps", "20")
   assert out["param_dtypes"] == ["float32"]
   assert np.mean(out["losses"][-5:]) < np.mean(out["losses"][:5])

@@ -26,7 +26,7 @@ def test_short_run_learns_and_writes_results(fashion_data_dir, tmp_path):
   assert on_disk["top5"] >= on_disk["top1"]
   assert (tmp_path / "config.json").exists()
   assert any(f.startswith("events.out.tfevents") for f in os.listdir(tmp_path))
-  assert os.listdir(tmp_path / "checkpoints")
+  assert os.listdir(tmp_path / "checkpoints") and os.listdir(tmp_path / "checkpoints_best")
 
 
 def test_resume_matches_uninterrupted_run(fashion_data_dir, tmp_path):

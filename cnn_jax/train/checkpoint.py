@@ -20,6 +20,21 @@ def manager(workdir: str, keep: int) -> ocp.CheckpointManager:
                                options=options)
 
 
+def best_manager(workdir: str) -> ocp.CheckpointManager:
+  """Keeps only the evaluation with the highest top-1, apart from the last-N manager."""
+  options = ocp.CheckpointManagerOptions(max_to_keep=1, create=True, best_fn=lambda m: m["top1"],
+                                         best_mode="max", enable_async_checkpointing=True)
+  return ocp.CheckpointManager(os.path.join(os.path.abspath(workdir), "checkpoints_best"),
+                               options=options)
+
+
+def save_if_best(mngr: ocp.CheckpointManager, state, metrics: dict) -> None:
+  step = int(jax.device_get(state.step))
+  if mngr.latest_step() != step:
+    mngr.save(step, args=ocp.args.StandardSave(state), metrics={"top1": metrics["top1"]},
+              force=True)
+
+
 def save(mngr: ocp.CheckpointManager, state, force: bool = False) -> None:
   step = int(jax.device_get(state.step))
   mngr.save(step, args=ocp.args.StandardSave(state), force=force)

@@ -47,7 +47,8 @@ def create_train_state(config, model, mesh, image_shape, steps_per_epoch, total_
   def init(rng):
     variables = model.init({"params": rng, "dropout": rng},
                            jnp.zeros((1, *image_shape), jnp.float32), train=False)
-    return TrainState.create(variables, tx, use_ema=config.ema_decay > 0)
+    return TrainState.create(variables, tx, use_ema=config.ema_decay > 0,
+                             loss_scaling=config.dtype == "float16")
 
   rng = jax.random.key(config.seed)
   abstract = jax.eval_shape(init, rng)
@@ -107,6 +108,7 @@ def train_and_evaluate(config, workdir: str) -> dict:
   writer = metric_writers.create_default_writer(workdir, just_logging=not is_main,
                                                 asynchronous=True)
   ckpt = checkpoint.manager(workdir, config.keep_checkpoints)
+  best_ckpt = checkpoint.best_manager(workdir)
   restored = checkpoint.restore_latest(ckpt, state)
   if restored is not None:
     state = restored
@@ -155,6 +157,7 @@ def train_and_evaluate(config, workdir: str) -> dict:
       log_line(step, total_steps, {f"eval_{k}": v for k, v in eval_metrics.items()
                                    if k != "count"})
       writer.write_scalars(step, {f"eval/{k}": v for k, v in eval_metrics.items()})
+      checkpoint.save_if_best(best_ckpt, state, eval_metrics)
       progress.start_window(step)
     if step % config.checkpoint_every_steps == 0 or preemption.requested:
       checkpoint.save(ckpt, state, force=preemption.requested)
@@ -170,7 +173,9 @@ def train_and_evaluate(config, workdir: str) -> dict:
   log_line(step, total_steps, {f"eval_{k}": v for k, v in eval_metrics.items()
                                if k != "count"})
   writer.write_scalars(step, {f"eval/{k}": v for k, v in eval_metrics.items()})
+  checkpoint.save_if_best(best_ckpt, state, eval_metrics)
   ckpt.wait_until_finished()
+  best_ckpt.wait_until_finished()
   writer.flush()
   results = {
       "model": config.model, "dataset": config.dataset, "steps": step,

@@ -42,17 +42,28 @@ def train_step(state: TrainState, batch, rng, *, apply_fn, config, num_classes: 
     for aux in jax.tree.leaves(updates.get("aux_logits", {})):
       loss += config.aux_loss_weight * cross_entropy(
           aux, batch["label"], num_classes, config.label_smoothing).mean()
-    return loss, (logits, ce, updates.get("batch_stats", {}))
+    scaled = loss * state.loss_scale.scale if state.loss_scale is not None else loss
+    return scaled, (loss, logits, ce, updates.get("batch_stats", {}))
 
-  (loss, (logits, ce, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+  (_, (loss, logits, ce, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
       state.params)
+  loss_scale = state.loss_scale
+  if loss_scale is not None:  # float16: unscale, and skip the step on inf / nan
+    grads = jax.tree.map(lambda g: g / loss_scale.scale, grads)
+    finite = jnp.all(jnp.array([jnp.all(jnp.isfinite(g)) for g in jax.tree.leaves(grads)]))
+    loss_scale = loss_scale.update(finite)
   updates, opt_state = state.tx.update(grads, state.opt_state, state.params)
   params = optax.apply_updates(state.params, updates)
   ema = state.ema_params
   if ema is not None:
     ema = ema_update(ema, params, config.ema_decay, state.step)
+  if loss_scale is not None:
+    keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(finite, a, b), new, old)
+    params, opt_state = keep(params, state.params), keep(opt_state, state.opt_state)
+    batch_stats = keep(batch_stats, state.batch_stats)
+    ema = keep(ema, state.ema_params) if ema is not None else None
   new_state = state.replace(step=state.step + 1, params=params, batch_stats=batch_stats,
-                            opt_state=opt_state, ema_params=ema)
+                            opt_state=opt_state, ema_params=ema, loss_scale=loss_scale)
   metrics = {"loss": loss, "cross_entropy": ce,
              "top1": topk_correct(logits, batch["label"], 1).mean()}
   return new_state, metrics

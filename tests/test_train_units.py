@@ -1,0 +1,87 @@
+"""Unit tests of the trainer's pieces: schedules, optimisers, loss, loss scaling, eval padding."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from configs import default
+from cnn_jax.train import optimizers
+from cnn_jax.train.state import DynamicLossScale
+from cnn_jax.train.steps import cross_entropy, topk_correct
+
+
+def cfg(**changes):
+  c = default.get_config()
+  c.update(changes)
+  return c
+
+
+def test_step_schedule_drops_at_epochs_after_warmup():
+  c = cfg(learning_rate=0.4, lr_schedule="step", lr_decay_epochs=(30, 60), warmup_epochs=5)
+  s = optimizers.learning_rate_schedule(c, steps_per_epoch=10, total_steps=900)
+  assert float(s(0)) == 0.0 and np.isclose(float(s(25)), 0.2)
+  assert np.isclose(float(s(50)), 0.4) and np.isclose(float(s(299)), 0.4)
+  assert np.isclose(float(s(300)), 0.04) and np.isclose(float(s(600)), 0.004)
+
+
+def test_exponential_staircase_schedule():
+  c = cfg(learning_rate=0.045, lr_schedule="exponential", lr_decay_factor=0.94,
+          lr_decay_every_epochs=2)
+  s = optimizers.learning_rate_schedule(c, steps_per_epoch=100, total_steps=10_000)
+  assert np.isclose(float(s(199)), 0.045) and np.isclose(float(s(200)), 0.045 * 0.94)
+  assert np.isclose(float(s(1000)), 0.045 * 0.94**5)
+
+
+def test_cosine_ends_at_zero():
+  s = optimizers.learning_rate_schedule(cfg(lr_schedule="cosine"), 10, 100)
+  assert np.isclose(float(s(0)), 0.1) and float(s(100)) < 1e-6
+
+
+def test_decay_mask_excludes_bn_and_bias():
+  params = {"conv": {"kernel": jnp.ones((3, 3, 1, 2))},
+            "norm": {"bn": {"scale": jnp.ones(2), "bias": jnp.ones(2)}},
+            "fc": {"kernel": jnp.ones((2, 3)), "bias": jnp.ones(3)}}
+  mask = optimizers.decay_mask(params, exclude_bn_bias=True)
+  assert mask["conv"]["kernel"] and mask["fc"]["kernel"]
+  assert not mask["norm"]["bn"]["scale"] and not mask["fc"]["bias"]
+  l2 = optimizers.l2_penalty(params, cfg(weight_decay=0.1, weight_decay_exclude_bn_bias=True))
+  assert np.isclose(float(l2), 0.5 * 0.1 * (18 + 6))
+
+
+@pytest.mark.parametrize("name", optimizers.OPTIMIZERS)
+def test_every_optimizer_descends(name):
+  c = cfg(optimizer=name, learning_rate=0.05, rmsprop_eps=1e-3, weight_decay=1e-4,
+          weight_decay_mode="decoupled", grad_clip_norm=1.0)
+  tx = optimizers.create_optimizer(c, optimizers.learning_rate_schedule(c, 10, 100))
+  w = {"w": jnp.array([3.0, -2.0])}
+  state = tx.init(w)
+  loss = lambda p: jnp.sum(p["w"] ** 2)
+  start = float(loss(w))
+  for _ in range(20):
+    g = jax.grad(loss)(w)
+    u, state = tx.update(g, state, w)
+    w = jax.tree.map(lambda a, b: a + b, w, u)
+  assert float(loss(w)) < start
+
+
+def test_label_smoothing_and_float32_loss():
+  logits = jnp.array([[10.0, 0.0, 0.0]], jnp.bfloat16)
+  hard = cross_entropy(logits, jnp.array([0]), 3)
+  smooth = cross_entropy(logits, jnp.array([0]), 3, label_smoothing=0.1)
+  assert hard.dtype == jnp.float32 and float(smooth[0]) > float(hard[0])
+
+
+def test_topk():
+  logits = jnp.array([[0.1, 0.5, 0.4], [0.9, 0.05, 0.05]])
+  np.testing.assert_array_equal(topk_correct(logits, jnp.array([2, 0]), 1), [0.0, 1.0])
+  np.testing.assert_array_equal(topk_correct(logits, jnp.array([2, 0]), 2), [1.0, 1.0])
+
+
+def test_dynamic_loss_scale():
+  s = DynamicLossScale.create(1024.0).replace(period=2)
+  s = s.update(jnp.array(False))
+  assert float(s.scale) == 512.0 and int(s.good_steps) == 0
+  s = s.update(jnp.array(True))
+  s = s.update(jnp.array(True))
+  assert float(s.scale) == 1024.0 and int(s.good_steps) == 0
