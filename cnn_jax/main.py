@@ -76,10 +76,15 @@ def check_config(config) -> None:
           f"--config.{field} to e.g. {max(n_dev, (max(value, 1) // n_dev) * n_dev)}")
   model = models.create(config.model, **config.model_kwargs.to_dict())
   if not _accepts(model, config.image_size, ds_info.channels):
+    if config.image_size < spec.min_input_size:
+      raise UsageError(
+          f"image_size={config.image_size} is too small for {config.model} (the registry "
+          f"model needs >= {spec.min_input_size}); raise --config.image_size or use a "
+          f"small-image variant (e.g. resnet18 with --config.model_kwargs.stem=small)")
     raise UsageError(
-        f"image_size={config.image_size} is too small for {config.model} (the registry "
-        f"model needs >= {spec.min_input_size}); raise --config.image_size or use a "
-        f"small-image variant (e.g. resnet18 with --config.model_kwargs.stem=small)")
+        f"image_size={config.image_size} does not fit {config.model} (paper size "
+        f"{spec.input_size}); set --config.image_size={spec.input_size}, or for a model "
+        f"with fully-connected layers use its dense evaluation mode (model_kwargs.dense_eval)")
 
 
 def _accepts(model, size: int, channels: int) -> bool:

@@ -22,7 +22,14 @@ def get_config() -> ml_collections.ConfigDict:
   c.source_dir = "/usr/share/datasets/fashion-mnist"        # raw files to build from offline
   c.manual_dir = ml_collections.config_dict.placeholder(str)  # ImageNet tars; None: TFDS's
   c.image_size = 28
-  c.augment = "none"           # named training augmentation, see cnn_jax/data
+  c.augment = "none"           # named training augmentation, see cnn_jax/data/augment.py
+  c.randaugment_layers = 2     # RandAugment N and M (Cubuk et al. 2019)
+  c.randaugment_magnitude = 10.0
+  c.mixup_alpha = 0.0          # batch-level mixup / cutmix; 0: off
+  c.cutmix_alpha = 0.0
+  c.eval_protocol = "center"   # center (crop_fraction of the model) | ten_crop | dense
+  c.eval_scales = ml_collections.config_dict.placeholder(tuple)  # dense: the scales Q
+  c.extra_eval_datasets = ()   # e.g. ("imagenet_v2", "imagenet2012_real") when prepared
   c.batch_size = 256           # global, over all devices and hosts
   c.eval_batch_size = 1000     # global; the last batch is padded and masked
   c.shuffle_buffer = 60_000

@@ -17,6 +17,9 @@ import jax  # noqa: E402
 jax.config.update("jax_compilation_cache_dir",
                   os.path.join(os.environ.get("TMPDIR", "/tmp"), "cnn_jax_test_xla_cache"))
 jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+# XLA:CPU compiles the partitionable threefry ~8x slower (~3 s per parameter shape on 2
+# cores); tests never depend on particular random values, only on agreement within a run.
+jax.config.update("jax_threefry_partitionable", False)
 
 import pytest
 

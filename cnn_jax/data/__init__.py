@@ -8,6 +8,7 @@ TensorFlow is imported lazily, so models and benchmarks work on machines without
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from typing import Callable
 
@@ -27,13 +28,31 @@ class DatasetInfo:
   # Dataset statistics for normalisation; None: use the model's (registry spec) mean/std.
   mean: tuple[float, ...] | None = None
   std: tuple[float, ...] | None = None
+  # Images stored as JPEG bytes of varying size: decoded and cropped together, with the
+  # ImageNet augmentations and evaluation protocols (cnn_jax/data/imagenet.py).
+  jpeg: bool = False
+  label_key: str = "label"
+  # Evaluated on the classes present only (ImageNet-A / -R: 200 of the 1000).
+  class_subset: bool = False
 
 
 DATASETS = {
     # Mean / std of the 60k training images (computed once from the data, [0, 1] scale).
     "fashion_mnist": DatasetInfo("fashion_mnist", 10, 1, 28, "train", "test",
                                  mean=(0.2860,), std=(0.3530,)),
+    # ImageNet and its evaluation-only companions (native size 0: varies per image).
+    "imagenet2012": DatasetInfo("imagenet2012", 1000, 3, 0, "train", "validation", jpeg=True),
+    "imagenet_v2": DatasetInfo("imagenet_v2", 1000, 3, 0, "", "test", jpeg=True),
+    "imagenet2012_real": DatasetInfo("imagenet2012_real", 1000, 3, 0, "", "validation",
+                                     jpeg=True, label_key="original_label"),
+    "imagenet_a": DatasetInfo("imagenet_a", 1000, 3, 0, "", "test", jpeg=True,
+                              class_subset=True),
+    "imagenet_r": DatasetInfo("imagenet_r", 1000, 3, 0, "", "test", jpeg=True,
+                              class_subset=True),
+    # Users' folders (class per subfolder, --config.source_dir); classes counted on prepare.
+    "image_folder": DatasetInfo("image_folder", 0, 3, 0, "train", "validation", jpeg=True),
 }
+EVAL_ONLY = tuple(n for n, d in DATASETS.items() if not d.train_split)
 
 
 def info(name: str) -> DatasetInfo:
@@ -42,13 +61,47 @@ def info(name: str) -> DatasetInfo:
   return DATASETS[name]
 
 
-def prepare(config):
-  """Returns the prepared TFDS builder of `config.dataset`, building it once if needed."""
-  name = info(config.dataset).name
+def dataset_builder(name: str, config, *, build: bool = True):
+  """The prepared TFDS builder of dataset `name` (evaluation-only sets too)."""
   if name == "fashion_mnist":
     from cnn_jax.data import fashion_mnist
     return fashion_mnist.builder(config.data_dir, config.source_dir)
+  if name == "image_folder":
+    from cnn_jax.data import image_folder
+    return image_folder.builder(config.data_dir, config.source_dir)
+  if info(name).jpeg:
+    from cnn_jax.data import imagenet
+    return imagenet.builder(name, config.data_dir, config.get("manual_dir"), build=build)
   raise DataError(f"no preparation rule for dataset {name!r}")  # unreachable by info()
+
+
+def extra_eval_names(config) -> tuple[str, ...]:
+  """`config.extra_eval_datasets`: evaluation sets besides the dataset's own split."""
+  names = config.get("extra_eval_datasets", ()) or ()
+  return tuple(names.split(",") if isinstance(names, str) else names)
+
+
+def prepare(config):
+  """Returns the prepared TFDS builder of `config.dataset`, building it once if needed."""
+  ds_info = info(config.dataset)
+  name = ds_info.name
+  if not ds_info.jpeg and augment.is_encoded(config.augment):
+    raise DataError(f"augment {config.augment!r} crops encoded JPEGs (ImageNet-style "
+                    f"datasets); for {name} use one of none, flip_crop")
+  if not ds_info.train_split:
+    raise DataError(f"{name} is an evaluation set; train on imagenet2012 and add it with "
+                    f"--config.extra_eval_datasets={name}")
+  from cnn_jax.data.eval_protocols import PROTOCOLS
+  protocol = config.get("eval_protocol", "center")
+  if protocol not in PROTOCOLS or (protocol != "center" and not ds_info.jpeg):
+    raise DataError(f"unknown eval_protocol {protocol!r} for {name}; choose one of "
+                    f"{', '.join(PROTOCOLS) if ds_info.jpeg else 'center'}")
+  for extra in extra_eval_names(config):
+    if info(extra).train_split or not info(extra).jpeg:
+      raise DataError(f"extra_eval_datasets: {extra!r} is not an ImageNet evaluation set; "
+                      f"choose from {', '.join(EVAL_ONLY)}")
+    dataset_builder(extra, config, build=False)
+  return dataset_builder(name, config)
 
 
 @dataclasses.dataclass
@@ -59,6 +112,8 @@ class Input:
   eval: Split
   _train_fn: Callable
   _eval_fn: Callable
+  # name -> (Split, iterator fn, class subset or None) of config.extra_eval_datasets.
+  extra_evals: dict = dataclasses.field(default_factory=dict)
 
   def train_iter(self, start_step: int = 0):
     """Infinite iterator of per-process numpy batches, positioned at `start_step`."""
@@ -87,6 +142,8 @@ def _preprocess_fn(ds_info: DatasetInfo, image_size: int, mean, std, augment_nam
 def create_input(config, *, model_spec, process_index: int = 0,
                  process_count: int = 1) -> Input:
   ds_info = info(config.dataset)
+  if ds_info.jpeg:
+    return _create_jpeg_input(config, ds_info, model_spec, process_index, process_count)
   builder = prepare(config)
   mean = ds_info.mean or model_spec.mean
   std = ds_info.std or model_spec.std
@@ -111,3 +168,61 @@ def create_input(config, *, model_spec, process_index: int = 0,
 
   train = Split(num_train, local_train, num_train // config.batch_size)
   return Input(ds_info, builder, train, eval_split, train_fn, eval_fn)
+
+
+def _create_jpeg_input(config, ds_info: DatasetInfo, model_spec, process_index: int,
+                       process_count: int) -> Input:
+  """ImageNet-style datasets: JPEG bytes decoded and cropped in one step, never cached
+  (1.28M images), an epoch-seeded shuffle so a resume skips epochs without reading them,
+  the configured evaluation protocol, and mixup / cutmix on the batch."""
+  from cnn_jax.data import imagenet
+
+  builder = prepare(config)
+  if ds_info.name == "image_folder":
+    ds_info = dataclasses.replace(ds_info,
+                                  num_classes=builder.info.features["label"].num_classes)
+  mean = ds_info.mean or model_spec.mean
+  std = ds_info.std or model_spec.std
+  common = dict(size=config.image_size, mean=mean, std=std,
+                method=model_spec.interpolation, crop_fraction=model_spec.crop_fraction)
+  train_pre = imagenet.train_preprocess(
+      augment.get(config.augment), augment_kwargs={
+          "randaugment_layers": config.get("randaugment_layers", 2),
+          "randaugment_magnitude": config.get("randaugment_magnitude", 10.0)}, **common)
+  protocol = config.get("eval_protocol", "center")
+  scales = config.get("eval_scales", None)
+  local_train = config.batch_size // process_count
+  local_eval = config.eval_batch_size // process_count
+  num_train = builder.info.splits[ds_info.train_split].num_examples
+  mixup, cutmix = config.get("mixup_alpha", 0.0), config.get("cutmix_alpha", 0.0)
+  batch_fn = None
+  if mixup > 0 or cutmix > 0:
+    batch_fn = functools.partial(augment.mix_batch, mixup_alpha=mixup, cutmix_alpha=cutmix)
+
+  def train_fn(start_step):
+    return train_stream(builder, ds_info.train_split, train_pre, local_batch_size=local_train,
+                        seed=config.seed, start_step=start_step, process_index=process_index,
+                        process_count=process_count, shuffle_buffer=config.shuffle_buffer,
+                        prefetch=config.prefetch, cache=False,
+                        decoders=imagenet.skip_decoding(), batch_fn=batch_fn,
+                        seed_per_epoch=True)
+
+  def eval_input(b, split, info_: DatasetInfo):
+    pre = imagenet.eval_preprocess(protocol=protocol, scales=scales, label_key=info_.label_key,
+                                   num_classes=info_.num_classes, **common)
+    ds, split_info = eval_batches(b, split, pre, local_batch_size=local_eval,
+                                  process_index=process_index, process_count=process_count,
+                                  cache=False, decoders=imagenet.skip_decoding())
+    return split_info, ds.as_numpy_iterator
+
+  eval_split, eval_fn = eval_input(builder, ds_info.eval_split, ds_info)
+  extra = {}
+  for name in extra_eval_names(config):
+    extra_info = info(name)
+    b = dataset_builder(name, config, build=False)
+    split_info, fn = eval_input(b, extra_info.eval_split, extra_info)
+    subset = (imagenet.class_subset(b, extra_info.eval_split, extra_info.label_key)
+              if extra_info.class_subset else None)
+    extra[name] = (split_info, fn, subset)
+  train = Split(num_train, local_train, num_train // config.batch_size)
+  return Input(ds_info, builder, train, eval_split, train_fn, eval_fn, extra)

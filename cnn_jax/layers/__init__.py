@@ -10,3 +10,4 @@ from cnn_jax.layers.residual import SHORTCUTS, BasicBlock, Bottleneck, Shortcut
 from cnn_jax.layers.mobile import ACTIVATIONS, DepthwiseSeparable, DropPath, InvertedResidual, SqueezeExcite, activation, hard_sigmoid, hard_swish, make_divisible
 from cnn_jax.layers.dense import DenseLayer, NormActConv, Transition
 from cnn_jax.layers.classic import INIT_SCHEMES, FullyConnectedClassifier, classic_kernel_init, local_contrast_norm, local_response_norm
+from cnn_jax.layers.inception import AuxClassifier, AuxSpec, ConvSpec, InceptionModule, InceptionResidual, LRNSpec, MixedSpec, PoolSpec, ResidualSpec, adaptive_avg_pool

@@ -61,13 +61,42 @@ def depthwise_conv(x: jax.Array, kernel: jax.Array, strides: Sequence[int],
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
 def _depthwise(x, kernel, strides, pads):
+  # The primal (inference, and what the MAC counter in models/summary.py reads) is XLA's
+  # convolution; under differentiation `_depthwise_fwd` replaces it.
   return lax.conv_general_dilated(x, kernel, strides, pads,
                                   dimension_numbers=_DIMENSION_NUMBERS,
                                   feature_group_count=x.shape[-1])
 
 
+def _phases(x, strides, pads):
+  """Pads `x` and splits it into stride phases: [s_h][s_w] arrays [N, Hq, Wq, C].
+
+  Tap (i, j) of a stride-s window reads phase (i % s_h, j % s_w) at offset
+  (i // s_h, j // s_w), so every tap becomes a contiguous slice of one phase.
+  """
+  n, h, w, c = x.shape
+  (sh, sw), ((pt, pb), (pl, pr)) = strides, pads
+  hq, wq = -(-(h + pt + pb) // sh), -(-(w + pl + pr) // sw)
+  x = jnp.pad(x, ((0, 0), (pt, hq * sh - h - pt), (pl, wq * sw - w - pl), (0, 0)))
+  x = x.reshape(n, hq, sh, wq, sw, c)
+  return [[x[:, :, a, :, b, :] for b in range(sw)] for a in range(sh)]
+
+
+def _window(phases, i, j, strides, out_hw):
+  (sh, sw), (ho, wo) = strides, out_hw
+  p = phases[i % sh][j % sw]
+  return p[:, i // sh:i // sh + ho, j // sw:j // sw + wo, :]
+
+
 def _depthwise_fwd(x, kernel, strides, pads):
-  return _depthwise(x, kernel, strides, pads), (x, kernel)
+  # Shifted multiply-adds: XLA's CPU depthwise convolution itself is slow as well.
+  kh, kw = kernel.shape[:2]
+  out_hw = tuple((d + p0 + p1 - k) // s + 1
+                 for d, (p0, p1), k, s in zip(x.shape[1:3], pads, (kh, kw), strides))
+  phases = _phases(x, strides, pads)
+  y = sum(_window(phases, i, j, strides, out_hw) * kernel[i, j, 0]
+          for i in range(kh) for j in range(kw))
+  return y, (x, kernel)
 
 
 def _depthwise_bwd(strides, pads, residuals, g):
@@ -75,26 +104,27 @@ def _depthwise_bwd(strides, pads, residuals, g):
   n, h, w, c = x.shape
   kh, kw = kernel.shape[:2]
   sh, sw = strides
-  (pt, pb), (pl, pr) = pads
-  _, ho, wo, _ = g.shape
-  hp, wp = h + pt + pb, w + pl + pr
-  # Extent of the padded input that one tap touches: its top-left corner plus a
-  # stride-spaced grid of ho x wo positions.
-  span_h, span_w = (ho - 1) * sh + 1, (wo - 1) * sw + 1
-  x_pad = jnp.pad(x, ((0, 0), (pt, pb), (pl, pr), (0, 0)))
+  (pt, _), (pl, _) = pads
+  ho, wo = g.shape[1:3]
+  phases = _phases(x, strides, pads)
+  hq, wq = phases[0][0].shape[1:3]
   g32 = g.astype(jnp.float32)
-  d_kernel, d_x_pad = [], jnp.zeros((n, hp, wp, c), jnp.float32)
+  d_kernel = jnp.stack([
+      jnp.sum(_window(phases, i, j, strides, (ho, wo)).astype(jnp.float32) * g32,
+              axis=(0, 1, 2))
+      for i in range(kh) for j in range(kw)]).reshape(kh, kw, 1, c)
+  # Each tap sends g * kernel[i, j] back to the positions it read: offset
+  # (i // s, j // s) within phase (i % s, j % s).
+  d_phases = [[jnp.zeros((n, hq, wq, c), jnp.float32) for _ in range(sw)] for _ in range(sh)]
   for i in range(kh):
     for j in range(kw):
-      window = lax.slice(x_pad, (0, i, j, 0), (n, i + span_h, j + span_w, c), (1, sh, sw, 1))
-      d_kernel.append(jnp.sum(window.astype(jnp.float32) * g32, axis=(0, 1, 2)))
-      tap = g32 * kernel[i, j, 0].astype(jnp.float32)
-      # Place g (dilated by the stride) back at the positions this tap read from.
-      d_x_pad = d_x_pad + lax.pad(tap, jnp.float32(0), (
-          (0, 0, 0), (i, hp - i - span_h, sh - 1), (j, wp - j - span_w, sw - 1), (0, 0, 0)))
-  d_kernel = jnp.stack(d_kernel).reshape(kh, kw, 1, c).astype(kernel.dtype)
-  d_x = d_x_pad[:, pt:pt + h, pl:pl + w, :].astype(x.dtype)
-  return d_x, d_kernel
+      oi, oj = i // sh, j // sw
+      d_phases[i % sh][j % sw] += jnp.pad(
+          g32 * kernel[i, j, 0].astype(jnp.float32),
+          ((0, 0), (oi, hq - oi - ho), (oj, wq - oj - wo), (0, 0)))
+  d_x = jnp.stack([jnp.stack(row, axis=3) for row in d_phases], axis=2)
+  d_x = d_x.reshape(n, hq * sh, wq * sw, c)[:, pt:pt + h, pl:pl + w, :]
+  return d_x.astype(x.dtype), d_kernel.astype(kernel.dtype)
 
 
 _depthwise.defvjp(_depthwise_fwd, _depthwise_bwd)

@@ -253,7 +253,7 @@ def apply_step(step: Step, x: jax.Array, train: bool, conv_block: Callable, name
   if isinstance(step, MixedSpec):
     return InceptionModule(step.branches, conv_block, dtype, name=name)(x, train)
   if isinstance(step, ResidualSpec):
-    return InceptionResidual(step.branches, step.scale, step.activate, conv_block, dtype,
+    return InceptionResidual(step.branches, conv_block, step.scale, step.activate, dtype,
                              name=name)(x, train)
   raise TypeError(f"not an Inception step: {step!r}")
 
@@ -282,9 +282,9 @@ class InceptionModule(nn.Module):
 class InceptionResidual(nn.Module):
   """x + scale * proj(concat(branches(x))), then ReLU (see `ResidualSpec`)."""
   branches: tuple[Branch, ...]
+  conv_block: Callable
   scale: float = 1.0
   activate: bool = True
-  conv_block: Callable = None  # type: ignore[assignment]
   dtype: Dtype = jnp.float32
 
   @nn.compact

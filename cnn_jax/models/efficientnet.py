@@ -98,7 +98,6 @@ class EfficientNet(nn.Module):
               for stage in B0_STAGES
               for j in range(round_repeats(stage.repeats, self.depth_coefficient))]
     strides = [stage.strides if first else 1 for stage, first in blocks]
-    level = 2
     for i, (stage, first) in enumerate(blocks):
       in_features = x.shape[-1]
       x = InvertedResidual(
@@ -107,9 +106,8 @@ class EfficientNet(nn.Module):
           se_act=nn.silu, se_gate=nn.sigmoid,
           drop_path_rate=self.drop_path_rate * i / len(blocks),
           conv_block=conv_block, dtype=self.dtype, name=f"block{i + 1}")(x, train)
-      if i + 1 == len(blocks) or strides[i + 1] > 1:
-        self.sow("intermediates", f"stage{level}", x)
-        level += 1
+      if i + 1 == len(blocks) or strides[i + 1] > 1:  # last block at this stride
+        self.sow("intermediates", f"stage{1 + sum(s > 1 for s in strides[:i + 1])}", x)
     x = conv_block(width(B0_HEAD), 1, name="head_conv")(x, train)
     return ClassifierHead(self.num_classes, self.dropout_rate, dtype=self.dtype,
                           name="head")(x, train)

@@ -26,13 +26,12 @@ PAPER_V2 = "Sandler et al. 2018, arXiv:1801.04381"
 PAPER_V3 = "Howard et al. 2019, arXiv:1905.02244"
 
 
-def _sow_stages(module: nn.Module, x: jax.Array, index: int, strides: Sequence[int],
-                stage: int) -> int:
-  """Sows `x` as 'stage{stage}' when block `index` ends a stage; returns the next stage."""
+def _sow_stages(module: nn.Module, x: jax.Array, index: int, strides: Sequence[int]) -> None:
+  """Sows block `index`'s output as 'stageN' (N = log2 of its stride, the stem's 2
+  included) when it is the last block at that stride."""
   if index + 1 == len(strides) or strides[index + 1] > 1:
-    module.sow("intermediates", f"stage{stage}", x)
-    return stage + 1
-  return stage
+    level = 1 + sum(s > 1 for s in strides[:index + 1])
+    module.sow("intermediates", f"stage{level}", x)
 
 
 # Table 1 of MobileNet v1: (output channels, stride) of the 13 depthwise separable layers
@@ -65,11 +64,10 @@ class MobileNetV1(nn.Module):
     x = conv_block(width(32), 3, 2, name="stem_conv")(x, train)
     self.sow("intermediates", "stem", x)
     strides = [s for _, s in V1_LAYERS]
-    stage = 2  # the stem already halves the resolution
     for i, (features, stride) in enumerate(V1_LAYERS):
       x = DepthwiseSeparable(width(features), stride, act=act, conv_block=conv_block,
                              name=f"block{i + 1}")(x, train)
-      stage = _sow_stages(self, x, i, strides, stage)
+      _sow_stages(self, x, i, strides)
     return ClassifierHead(self.num_classes, self.dropout_rate, dtype=self.dtype,
                           name="head")(x, train)
 
@@ -101,14 +99,13 @@ class MobileNetV2(nn.Module):
     blocks = [(t, width(c), s if j == 0 else 1)
               for t, c, n, s in V2_LAYERS for j in range(n)]
     strides = [s for _, _, s in blocks]
-    stage = 2
     for i, (t, features, stride) in enumerate(blocks):
       # Hidden width t * input channels, unrounded, as in the reference code.
       expanded = int(round(x.shape[-1] * t))
       x = InvertedResidual(features, expanded, 3, stride, act=jax.nn.relu6,
                            conv_block=conv_block, dtype=self.dtype,
                            name=f"block{i + 1}")(x, train)
-      stage = _sow_stages(self, x, i, strides, stage)
+      _sow_stages(self, x, i, strides)
     # The last conv is never thinned below 1280 (Sec. 6.1).
     x = conv_block(max(1280, width(1280)), 1, name="head_conv")(x, train)
     return ClassifierHead(self.num_classes, self.dropout_rate, dtype=self.dtype,
@@ -175,7 +172,6 @@ class MobileNetV3(nn.Module):
     x = conv_block(width(16), 3, 2, act=hard_swish, name="stem_conv")(x, train)
     self.sow("intermediates", "stem", x)
     strides = [layer[-1] for layer in self.layers]
-    stage = 2
     for i, (kernel, expanded, features, se, act, stride) in enumerate(self.layers):
       act_fn = activation(act)
       x = InvertedResidual(
@@ -183,7 +179,7 @@ class MobileNetV3(nn.Module):
           se_ratio=0.25 if se else 0.0, se_divisor=8, se_gate=hard_sigmoid,
           conv_block=functools.partial(conv_block, act=act_fn), dtype=self.dtype,
           name=f"block{i + 1}")(x, train)
-      stage = _sow_stages(self, x, i, strides, stage)
+      _sow_stages(self, x, i, strides)
     x = conv_block(6 * x.shape[-1], 1, act=hard_swish, name="head_conv")(x, train)
     x = jnp.mean(x.astype(jnp.float32), axis=(1, 2), keepdims=True).astype(self.dtype)
     x = Conv(width(self.head_features), 1, use_bias=True, dtype=self.dtype,

@@ -23,7 +23,7 @@ from cnn_jax.train import checkpoint
 from cnn_jax.train.metrics import Progress, log_line, params_fingerprint, write_results
 from cnn_jax.train.optimizers import create_optimizer, learning_rate_schedule
 from cnn_jax.train.state import TrainState
-from cnn_jax.train.steps import jit_steps
+from cnn_jax.train.steps import jit_eval, jit_steps
 
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
 
@@ -57,15 +57,19 @@ def create_train_state(config, model, mesh, image_shape, steps_per_epoch, total_
   return state, shardings, schedule
 
 
-def evaluate(eval_fn, state, input_pipeline, mesh) -> dict:
+def evaluate(eval_fn, state, batches, mesh) -> dict:
+  """Metrics over every example of an eval split (padding masked out)."""
   totals = None
-  for batch in input_pipeline.eval_iter():
+  for batch in batches:
     out = eval_fn(state, parallel.global_batch(mesh, batch))
     totals = out if totals is None else jax.tree.map(jnp.add, totals, out)
   totals = jax.device_get(totals)
   n = float(totals["count"])
-  return {"loss": float(totals["loss"]) / n, "top1": float(totals["top1"]) / n,
-          "top5": float(totals["top5"]) / n, "count": int(n)}
+  metrics = {"loss": float(totals["loss"]) / n, "top1": float(totals["top1"]) / n,
+             "top5": float(totals["top5"]) / n, "count": int(n)}
+  if "real_count" in totals:  # ImageNet ReaL labels
+    metrics["real_top1"] = float(totals["real_correct"]) / max(float(totals["real_count"]), 1)
+  return metrics
 
 
 class _Preemption:
@@ -153,7 +157,7 @@ def train_and_evaluate(config, workdir: str) -> dict:
       window = []
       progress.start_window(step)
     if step % eval_every == 0 and step != total_steps:
-      eval_metrics = evaluate(eval_fn, state, input_pipeline, mesh)
+      eval_metrics = evaluate(eval_fn, state, input_pipeline.eval_iter(), mesh)
       log_line(step, total_steps, {f"eval_{k}": v for k, v in eval_metrics.items()
                                    if k != "count"})
       writer.write_scalars(step, {f"eval/{k}": v for k, v in eval_metrics.items()})
@@ -169,11 +173,19 @@ def train_and_evaluate(config, workdir: str) -> dict:
       return {"preempted": True, "steps": step}
   if ckpt.latest_step() != step:
     checkpoint.save(ckpt, state, force=True)
-  eval_metrics = evaluate(eval_fn, state, input_pipeline, mesh)
+  eval_metrics = evaluate(eval_fn, state, input_pipeline.eval_iter(), mesh)
   log_line(step, total_steps, {f"eval_{k}": v for k, v in eval_metrics.items()
                                if k != "count"})
   writer.write_scalars(step, {f"eval/{k}": v for k, v in eval_metrics.items()})
   checkpoint.save_if_best(best_ckpt, state, eval_metrics)
+  extra_results = {}
+  for name, (_, batches_fn, class_subset) in input_pipeline.extra_evals.items():
+    extra_fn = jit_eval(model.apply, ds_info.num_classes, state_sharding,
+                        parallel.batch_sharding(mesh), parallel.replicated(mesh), class_subset)
+    extra = evaluate(extra_fn, state, batches_fn(), mesh)
+    log_line(step, total_steps, {f"{name}_{k}": v for k, v in extra.items() if k != "count"})
+    writer.write_scalars(step, {f"{name}/{k}": v for k, v in extra.items()})
+    extra_results.update({f"{name}_{k}": v for k, v in extra.items()})
   ckpt.wait_until_finished()
   best_ckpt.wait_until_finished()
   writer.flush()
@@ -185,6 +197,7 @@ def train_and_evaluate(config, workdir: str) -> dict:
       "train_images_per_second": progress.images_per_second,
       "params": n_params, "devices": jax.device_count(), "processes": jax.process_count(),
       "params_fingerprint": params_fingerprint(state.params),
+      **extra_results,
   }
   write_results(workdir, results)
   logging.info("results: %s", json.dumps(results))

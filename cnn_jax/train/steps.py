@@ -27,6 +27,17 @@ def topk_correct(logits, labels, k: int):
   return jnp.any(top == labels[:, None], axis=-1).astype(jnp.float32)
 
 
+def batch_cross_entropy(logits, batch, num_classes: int, label_smoothing: float):
+  """Mean cross-entropy of a batch; mixup / cutmix batches carry a partner label and the
+  weight lambda: w * CE(label) + (1 - w) * CE(mix_label)."""
+  ce = cross_entropy(logits, batch["label"], num_classes, label_smoothing)
+  if "mix_label" in batch:
+    w = batch["mix_weight"]
+    ce = w * ce + (1 - w) * cross_entropy(logits, batch["mix_label"], num_classes,
+                                          label_smoothing)
+  return ce.mean()
+
+
 def train_step(state: TrainState, batch, rng, *, apply_fn, config, num_classes: int):
   """One optimiser step on the global batch. Returns (new state, metrics of this batch)."""
   dropout_rng = jax.random.fold_in(rng, state.step)
@@ -35,13 +46,13 @@ def train_step(state: TrainState, batch, rng, *, apply_fn, config, num_classes: 
     logits, updates = apply_fn(
         {"params": params, "batch_stats": state.batch_stats}, batch["image"], train=True,
         mutable=["batch_stats", "aux_logits"], rngs={"dropout": dropout_rng})
-    ce = cross_entropy(logits, batch["label"], num_classes, config.label_smoothing).mean()
+    ce = batch_cross_entropy(logits, batch, num_classes, config.label_smoothing)
     loss = ce + l2_penalty(params, config)
     # Auxiliary classifiers sow their logits; the trainer weights them without knowing
     # which model produced them (GoogLeNet 0.3, Inception v3 0.4 come from the config).
     for aux in jax.tree.leaves(updates.get("aux_logits", {})):
-      loss += config.aux_loss_weight * cross_entropy(
-          aux, batch["label"], num_classes, config.label_smoothing).mean()
+      loss += config.aux_loss_weight * batch_cross_entropy(aux, batch, num_classes,
+                                                           config.label_smoothing)
     scaled = loss * state.loss_scale.scale if state.loss_scale is not None else loss
     return scaled, (loss, logits, ce, updates.get("batch_stats", {}))
 
@@ -69,15 +80,34 @@ def train_step(state: TrainState, batch, rng, *, apply_fn, config, num_classes: 
   return new_state, metrics
 
 
-def eval_step(state: TrainState, batch, *, apply_fn, num_classes: int):
-  """Sums over the real (mask 1) examples of a padded batch."""
-  logits = apply_fn(state.eval_variables(), batch["image"], train=False)
+def eval_step(state: TrainState, batch, *, apply_fn, num_classes: int, class_subset=None):
+  """Sums over the real (mask 1) examples of a padded batch.
+
+  Multi-view batches (10-crop, dense multi-scale) are averaged by
+  `eval_protocols.predict`; `class_subset` scores only those classes (ImageNet-A / -R).
+  """
+  from cnn_jax.data import eval_protocols
+  logits = eval_protocols.predict(apply_fn, state.eval_variables(), batch)
   mask = batch["mask"]
   loss = cross_entropy(logits, batch["label"], num_classes)
-  return {"loss": jnp.sum(loss * mask),
-          "top1": jnp.sum(topk_correct(logits, batch["label"], 1) * mask),
-          "top5": jnp.sum(topk_correct(logits, batch["label"], 5) * mask),
-          "count": jnp.sum(mask)}
+  if class_subset is not None:
+    logits = eval_protocols.restrict_to_classes(logits, class_subset)
+  out = {"loss": jnp.sum(loss * mask),
+         "top1": jnp.sum(topk_correct(logits, batch["label"], 1) * mask),
+         "top5": jnp.sum(topk_correct(logits, batch["label"], 5) * mask),
+         "count": jnp.sum(mask)}
+  if "real_labels" in batch:
+    out["real_correct"], out["real_count"] = eval_protocols.real_top1(
+        logits, batch["real_labels"], mask)
+  return out
+
+
+def jit_eval(apply_fn, num_classes: int, state_sharding, batch_sharding, replicated,
+             class_subset=None):
+  return jax.jit(
+      functools.partial(eval_step, apply_fn=apply_fn, num_classes=num_classes,
+                        class_subset=None if class_subset is None else tuple(class_subset)),
+      in_shardings=(state_sharding, batch_sharding), out_shardings=replicated)
 
 
 def jit_steps(apply_fn, config, num_classes: int, state_sharding, batch_sharding, replicated):
@@ -86,7 +116,4 @@ def jit_steps(apply_fn, config, num_classes: int, state_sharding, batch_sharding
       functools.partial(train_step, apply_fn=apply_fn, config=config, num_classes=num_classes),
       in_shardings=(state_sharding, batch_sharding, replicated),
       out_shardings=(state_sharding, replicated), donate_argnums=0)
-  evaluate = jax.jit(
-      functools.partial(eval_step, apply_fn=apply_fn, num_classes=num_classes),
-      in_shardings=(state_sharding, batch_sharding), out_shardings=replicated)
-  return train, evaluate
+  return train, jit_eval(apply_fn, num_classes, state_sharding, batch_sharding, replicated)

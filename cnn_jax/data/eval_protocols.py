@@ -1,0 +1,129 @@
+"""The papers' evaluation protocols on encoded JPEGs, and the logit averaging over views.
+
+  center    resize + centre crop with the model's crop fraction (0.875; res/(res+32) for
+            EfficientNet, from the registry spec): batch['image'] is [B, S, S, 3]
+  ten_crop  4 corners + centre of the image resized to S / crop_fraction (256 for 224),
+            each with its mirror (Krizhevsky et al. 2012, Section 4.1): [B, 10, S, S, 3]
+  dense     VGG's multi-scale dense evaluation (Simonyan & Zisserman 2014, Section 3.2):
+            the short side resized to each scale Q, the image and its flip fed whole to a
+            fully-convolutional model whose class map is averaged: batch['image@Q'] is
+            [B, 2, Q, Q, 3] per scale. To batch images of different aspect ratios, the
+            view is the largest centred Q x Q square (VGG used the uncropped image).
+
+`predict(apply_fn, variables, batch)` runs the model on every view of every 'image*' key
+and averages the softmax probabilities (as AlexNet / VGG / GoogLeNet average their crops),
+returning log-probabilities, which top-k and the cross-entropy consume like logits.
+"""
+
+from __future__ import annotations
+
+import math
+
+from cnn_jax.data import imagenet_preprocess as ip
+
+PROTOCOLS = ("center", "ten_crop", "dense")
+# VGG's dense multi-scale test scales for jittered training S in [256, 512] (Table 4).
+DENSE_SCALES = (256, 384, 512)
+
+
+def _tf():
+  import tensorflow as tf
+  return tf
+
+
+def dense_scales(size: int, scales=None) -> tuple[int, ...]:
+  return tuple(scales) if scales else tuple(ip.scaled(q, size) for q in DENSE_SCALES)
+
+
+def _decode_short_side(image_bytes, short: int, method: str):
+  """The whole image, resized so its short side is `short` (float32 in [0, 255])."""
+  tf = _tf()
+  image = tf.cast(tf.io.decode_jpeg(image_bytes, channels=3), tf.float32)
+  h, w = tf.cast(tf.shape(image)[0], tf.float32), tf.cast(tf.shape(image)[1], tf.float32)
+  scale = short / tf.minimum(h, w)
+  new_h = tf.maximum(tf.cast(tf.round(h * scale), tf.int32), short)
+  new_w = tf.maximum(tf.cast(tf.round(w * scale), tf.int32), short)
+  image = tf.image.resize(image, tf.stack([new_h, new_w]), method=method)
+  return tf.clip_by_value(image, 0.0, 255.0)
+
+
+def ten_crop(image_bytes, size: int, crop_fraction: float = 0.875, method: str = "bilinear"):
+  """[10, size, size, 3]: corners (tl, tr, bl, br), centre, then their mirrors."""
+  tf = _tf()
+  image = _decode_short_side(image_bytes, int(round(size / crop_fraction)), method)
+  h, w = tf.shape(image)[0], tf.shape(image)[1]
+  offsets = [(0, 0), (0, w - size), (h - size, 0), (h - size, w - size),
+             ((h - size) // 2, (w - size) // 2)]
+  crops = tf.stack([image[oy:oy + size, ox:ox + size] for oy, ox in offsets])
+  crops = tf.ensure_shape(crops, [5, size, size, 3])
+  return tf.concat([crops, tf.reverse(crops, [2])], axis=0)
+
+
+def dense_view(image_bytes, scale: int, method: str = "bilinear"):
+  """[2, scale, scale, 3]: the centred square of the image at short side `scale`, and its
+  mirror (VGG averages the class scores of an image and its flip)."""
+  tf = _tf()
+  image = _decode_short_side(image_bytes, scale, method)
+  h, w = tf.shape(image)[0], tf.shape(image)[1]
+  oy, ox = (h - scale) // 2, (w - scale) // 2
+  image = tf.ensure_shape(image[oy:oy + scale, ox:ox + scale], [scale, scale, 3])
+  return tf.stack([image, tf.reverse(image, [1])])
+
+
+def views(image_bytes, protocol: str, size: int, crop_fraction: float = 0.875,
+          method: str = "bilinear", scales=None) -> dict:
+  """The protocol's views of one encoded image, float32 in [0, 255], keyed 'image*'."""
+  if protocol == "center":
+    return {"image": ip.decode_and_center_crop(image_bytes, size, crop_fraction, method)}
+  if protocol == "ten_crop":
+    return {"image": ten_crop(image_bytes, size, crop_fraction, method)}
+  if protocol == "dense":
+    return {f"image@{q}": dense_view(image_bytes, q, method) for q in dense_scales(size, scales)}
+  raise ValueError(f"unknown eval protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}")
+
+
+def image_keys(batch) -> list[str]:
+  return sorted(k for k in batch if k == "image" or k.startswith("image@"))
+
+
+def predict(apply_fn, variables, batch, average: str = "probs"):
+  """Averages the model's predictions over all views in `batch` -> [B, classes].
+
+  Views are 'image' [B, H, W, C] or [B, V, H, W, C] and any 'image@Q'. average='probs'
+  returns log(mean softmax) (the papers' score averaging); 'logits' the mean logit.
+  """
+  import jax
+  import jax.numpy as jnp
+
+  outputs = []
+  for key in image_keys(batch):
+    x = batch[key]
+    if x.ndim == 4:
+      x = x[:, None]
+    b, v = x.shape[:2]
+    logits = apply_fn(variables, x.reshape((b * v, *x.shape[2:])), train=False)
+    logits = jnp.asarray(logits, jnp.float32).reshape((b, v, -1))
+    outputs.append(jax.nn.log_softmax(logits) if average == "probs" else logits)
+  stacked = jnp.concatenate(outputs, axis=1)
+  if average == "probs":
+    return jax.nn.logsumexp(stacked, axis=1) - math.log(stacked.shape[1])
+  if average == "logits":
+    return stacked.mean(axis=1)
+  raise ValueError(f"unknown average {average!r}: probs | logits")
+
+
+def restrict_to_classes(logits, class_subset):
+  """ImageNet-A / -R score only their 200 classes (Hendrycks et al.): other logits -inf."""
+  import jax.numpy as jnp
+  keep = jnp.zeros(logits.shape[-1], bool).at[jnp.asarray(class_subset)].set(True)
+  return jnp.where(keep, logits, -jnp.inf)
+
+
+def real_top1(logits, real_labels, mask):
+  """ReaL accuracy (Beyer et al. 2020): (correct, counted) over images that have ReaL
+  labels; `real_labels` is the multi-hot [B, classes] the pipeline makes."""
+  import jax.numpy as jnp
+  pred = jnp.argmax(logits, axis=-1)
+  has = (real_labels.sum(-1) > 0).astype(jnp.float32) * mask
+  hit = jnp.take_along_axis(real_labels, pred[:, None], axis=-1)[:, 0]
+  return jnp.sum(hit * has), jnp.sum(has)

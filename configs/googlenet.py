@@ -1,0 +1,54 @@
+"""GoogLeNet on ImageNet (Szegedy et al. 2014, "Going Deeper with Convolutions").
+
+  python -m cnn_jax.main --config=configs/googlenet.py --workdir=workdirs/googlenet
+  python -m cnn_jax.main --config=configs/googlenet.py:googlenet_torchvision \
+      --workdir=workdirs/googlenet_torchvision
+
+Smoke run (any machine): add --config.dataset=fashion_mnist --config.augment=none
+--config.num_train_steps=20; the 28 px images are resized to 224.
+
+The argument picks the model: googlenet (default; the paper's net with LRN and conv
+biases, no BN) or googlenet_torchvision (torchvision's BN layout). Recipe (Section 6):
+asynchronous SGD with momentum 0.9, the learning rate decreased by 4% every 8 epochs
+(x0.96 every 8 epochs), Polyak averaging for the final model (ema_decay 0.9999, the
+moving-average decay of the authors' later TF Inception code). Section 5: the two
+auxiliary classifiers' losses are added with weight 0.3 (they sow into 'aux_logits'; the
+model's aux_logits=True is the default), their dropout is 0.7 and the main dropout 0.4
+(torchvision: 0.2). Augmentation: random crops of 8-100% of the area with aspect ratio
+3/4-4/3 and photometric distortions ('inception'). The paper states neither the batch,
+the base learning rate, the weight decay nor the length: batch 256, learning rate 0.01,
+weight decay 2e-4 and 250 epochs are this config's choices.
+
+Reported: googlenet top-5 89.9 (10.07% error, one model, one crop; Table 3);
+googlenet_torchvision top-1 69.8 / top-5 89.5 (torchvision's weights).
+Not run end-to-end here (no ImageNet on this machine).
+"""
+
+from configs import default
+
+VARIANTS = ("googlenet", "googlenet_torchvision")
+
+
+def get_config(arg: str = "googlenet"):
+  if arg not in VARIANTS:
+    raise ValueError(f"unknown GoogLeNet variant {arg!r}; choose one of {', '.join(VARIANTS)}")
+  c = default.get_config()
+  c.model = arg
+  c.model_kwargs = {"aux_logits": True}
+  c.dataset = "imagenet2012"
+  c.image_size = 224
+  c.augment = "inception"
+  c.batch_size = 256
+  c.eval_batch_size = 1000
+  c.num_epochs = 250.0
+  c.optimizer = "sgd"
+  c.momentum = 0.9
+  c.learning_rate = 0.01
+  c.lr_schedule = "exponential"
+  c.lr_decay_factor = 0.96       # "decreasing the learning rate by 4% every 8 epochs"
+  c.lr_decay_every_epochs = 8.0
+  c.weight_decay = 2e-4
+  c.label_smoothing = 0.0
+  c.aux_loss_weight = 0.3        # Section 5
+  c.ema_decay = 0.9999           # Polyak averaging (Section 6)
+  return c

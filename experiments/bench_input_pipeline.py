@@ -1,0 +1,179 @@
+"""Input pipeline throughput, images/s per core, on JPEGs of ImageNet's typical size.
+
+  python experiments/bench_input_pipeline.py [--images=300] [--seconds=8] [--threads=1]
+
+Generates synthetic 500x375 JPEGs (smooth content plus sensor-like noise, quality 90, so
+their size is close to ImageNet's ~110 kB average), keeps the encoded bytes in memory and
+runs, in the same process, alternating rounds of:
+
+  train   the training pipeline's per-example work (cnn_jax.data.imagenet_preprocess):
+          decode_and_crop_jpeg of the chosen window, resize to 224, flip, [colour],
+          normalise
+  naive   the same recipe done as decode-then-crop: tf.io.decode_jpeg of the whole image,
+          then (inception) crop the same kind of window and resize, or (resnet_scale)
+          resize the whole image to short side S ~ U[256, 480] and crop 224, as the paper
+          describes it; flip, [colour], normalise
+
+for the Inception crop and ResNet's scale augmentation, with and without their colour
+augmentation. TF runs with `--threads` intra/inter
+op threads and tf.data with the same number of map threads, so images/s / threads is the
+per-core figure by wall clock; images per CPU-second of the process is printed too, the
+figure that stays meaningful when other jobs share the cores. Reading records from disk is left out (in memory, as a cached dataset).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import statistics
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def synthetic_jpegs(n: int, h: int = 375, w: int = 500, seed: int = 0) -> list[bytes]:
+  import numpy as np
+  from PIL import Image
+  rng = np.random.default_rng(seed)
+  out = []
+  for _ in range(n):
+    coarse = rng.integers(0, 256, (6, 8, 3), dtype=np.uint8)
+    img = np.asarray(Image.fromarray(coarse).resize((w, h), Image.BICUBIC), np.float32)
+    img += rng.normal(0, 12, img.shape)
+    buf = io.BytesIO()
+    Image.fromarray(np.clip(img, 0, 255).astype(np.uint8)).save(buf, "JPEG", quality=90)
+    out.append(buf.getvalue())
+  return out
+
+
+def naive_inception(image_bytes, rng_seed, size, color: bool):
+  """decode-then-crop: the whole image is decoded, then the same window is cut out."""
+  import tensorflow as tf
+
+  from cnn_jax.data import imagenet_preprocess as ip
+  crop, f, c = tf.unstack(tf.random.experimental.stateless_split(rng_seed, 3))
+  image = tf.io.decode_jpeg(image_bytes, channels=3)
+  shape = tf.shape(image)
+  bbox = tf.constant([0.0, 0.0, 1.0, 1.0], tf.float32, [1, 1, 4])
+  begin, crop_size, _ = tf.image.stateless_sample_distorted_bounding_box(
+      shape, bbox, seed=crop, min_object_covered=0.1, aspect_ratio_range=(3 / 4, 4 / 3),
+      area_range=(0.08, 1.0), max_attempts=10, use_image_if_no_bounding_boxes=True)
+  image = tf.slice(image, begin, crop_size)
+  image = ip._resize(tf.cast(image, tf.float32), size, "bilinear")
+  image = ip.flip(image, f)
+  return ip.inception_color(image, c) if color else image
+
+
+def train_inception(image_bytes, rng_seed, size, color: bool):
+  import tensorflow as tf
+
+  from cnn_jax.data import imagenet_preprocess as ip
+  if color:
+    return ip.inception(image_bytes, rng_seed, size)
+  crop, f, _ = tf.unstack(tf.random.experimental.stateless_split(rng_seed, 3))
+  return ip.flip(ip.decode_and_inception_crop(image_bytes, crop, size), f)
+
+
+def naive_resnet_scale(image_bytes, rng_seed, size, color: bool):
+  """The paper's order: decode, resize the whole image to short side S ~ U[256, 480],
+  random 224 crop, flip (PCA colour noise when `color`)."""
+  import tensorflow as tf
+
+  from cnn_jax.data import imagenet_preprocess as ip
+  s_seed, c_seed, f, light = tf.unstack(tf.random.experimental.stateless_split(rng_seed, 4))
+  image = tf.cast(tf.io.decode_jpeg(image_bytes, channels=3), tf.float32)
+  scale = tf.random.stateless_uniform([], s_seed, 256, 481, dtype=tf.int32)
+  hw = tf.cast(tf.shape(image)[:2], tf.float32)
+  new = tf.cast(tf.round(hw * tf.cast(scale, tf.float32) / tf.reduce_min(hw)), tf.int32)
+  image = tf.image.resize(image, new, method="bilinear")
+  image = tf.image.stateless_random_crop(image, [size, size, 3], c_seed)
+  image = ip.flip(image, f)
+  return ip.pca_lighting(image, light) if color else image
+
+
+def train_resnet_scale(image_bytes, rng_seed, size, color: bool):
+  import tensorflow as tf
+
+  from cnn_jax.data import imagenet_preprocess as ip
+  if color:
+    return ip.resnet_scale(image_bytes, rng_seed, size)
+  crop, f, _ = tf.unstack(tf.random.experimental.stateless_split(rng_seed, 3))
+  return ip.flip(ip.decode_and_scale_crop(image_bytes, crop, size, (256, 480)), f)
+
+
+RECIPES = (
+    ("inception crop + flip", naive_inception, train_inception, False),
+    ("inception + colour distortion", naive_inception, train_inception, True),
+    ("resnet_scale + flip", naive_resnet_scale, train_resnet_scale, False),
+    ("resnet_scale + flip + PCA", naive_resnet_scale, train_resnet_scale, True),
+)
+
+
+def pipeline(fn, jpegs, size: int, threads: int, color: bool):
+  import tensorflow as tf
+
+  from cnn_jax.data.pipeline import normalize
+  mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+  ds = tf.data.Dataset.from_tensor_slices(jpegs).cache().repeat().enumerate()
+  ds = ds.map(lambda i, b: normalize(fn(b, tf.stack([tf.constant(0, tf.int64), i]), size,
+                                        color), mean, std),
+              num_parallel_calls=threads, deterministic=True)
+  ds = ds.batch(32).prefetch(2)
+  options = tf.data.Options()
+  options.threading.private_threadpool_size = threads
+  options.autotune.enabled = False
+  it = iter(ds.with_options(options))
+  for _ in range(3):  # warm-up: tracing, caching
+    next(it)
+  return it
+
+
+def measure(it, seconds: float) -> tuple[float, float]:
+  """(images per wall second, images per CPU-second of this process)."""
+  n, start, cpu_start = 0, time.perf_counter(), time.process_time()
+  while time.perf_counter() - start < seconds:
+    n += int(next(it).shape[0])
+  return n / (time.perf_counter() - start), n / (time.process_time() - cpu_start)
+
+
+def main() -> None:
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--images", type=int, default=300)
+  parser.add_argument("--size", type=int, default=224)
+  parser.add_argument("--seconds", type=float, default=6.0, help="per pipeline")
+  parser.add_argument("--threads", type=int, default=1)
+  parser.add_argument("--rounds", type=int, default=3)
+  args = parser.parse_args()
+
+  import tensorflow as tf
+  tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+  tf.config.threading.set_inter_op_parallelism_threads(args.threads)
+
+  print("load before:", os.popen("uptime").read().strip())
+  jpegs = synthetic_jpegs(args.images)
+  mean_kb = sum(map(len, jpegs)) / len(jpegs) / 1024
+  print(f"{len(jpegs)} synthetic JPEGs, 500x375, mean {mean_kb:.0f} kB; output "
+        f"{args.size}x{args.size}; {args.threads} thread(s)")
+  print("median of --rounds alternating rounds; images/s per core by wall clock "
+        "(depressed when other jobs share the cores) and per CPU-second of this process")
+  for label, naive_fn, train_fn, color in RECIPES:
+    its = {"naive": pipeline(naive_fn, jpegs, args.size, args.threads, color),
+           "train": pipeline(train_fn, jpegs, args.size, args.threads, color)}
+    runs = {k: [] for k in its}
+    for _ in range(args.rounds):
+      for k, it in its.items():
+        runs[k].append(measure(it, args.seconds / args.rounds))
+    med = {k: (statistics.median(w for w, _ in v) / args.threads,
+               statistics.median(c for _, c in v)) for k, v in runs.items()}
+    print(f"{label:30s} train {med['train'][0]:6.1f} wall / {med['train'][1]:6.1f} cpu   "
+          f"naive {med['naive'][0]:6.1f} wall / {med['naive'][1]:6.1f} cpu   ratio "
+          f"{med['train'][0] / med['naive'][0]:.2f}x wall, "
+          f"{med['train'][1] / med['naive'][1]:.2f}x cpu")
+  print("load after: ", os.popen("uptime").read().strip())
+
+
+if __name__ == "__main__":
+  main()

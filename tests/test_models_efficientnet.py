@@ -1,0 +1,73 @@
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from cnn_jax import models
+from cnn_jax.layers import DropPath
+from cnn_jax.models import efficientnet, summary
+from model_testing import assert_param_count, forward_and_train_step
+
+# ../shared/reference/architectures.md (torchvision).
+EFFICIENTNET_PARAMS = {
+    "efficientnet_b0": 5_288_548,
+    "efficientnet_b1": 7_794_184,
+    "efficientnet_b2": 9_109_994,
+    "efficientnet_b3": 12_233_232,
+    "efficientnet_b4": 19_341_616,
+    "efficientnet_b5": 30_389_784,
+    "efficientnet_b6": 43_040_704,
+    "efficientnet_b7": 66_347_960,
+}
+RESOLUTIONS = (224, 240, 260, 300, 380, 456, 528, 600)
+
+
+@pytest.mark.parametrize("name,expected", sorted(EFFICIENTNET_PARAMS.items()))
+def test_efficientnet_param_counts(name, expected):
+  assert_param_count(name, expected)
+
+
+def test_registry_metadata():
+  for i, res in enumerate(RESOLUTIONS):
+    spec = models.spec(f"efficientnet_b{i}")
+    assert spec.input_size == res
+    assert spec.crop_fraction == pytest.approx(res / (res + 32))
+    assert spec.interpolation == "bicubic"
+
+
+def test_compound_scaling_rules():
+  # round_filters: multiples of 8, nearest, but never more than 10% down.
+  assert efficientnet.round_filters(32, 1.1) == 32     # 35.2 -> 32 (9% down)
+  assert efficientnet.round_filters(16, 1.8) == 32     # 28.8 -> 32 (nearest)
+  assert efficientnet.round_filters(1280, 2.0) == 2560
+  assert efficientnet.round_repeats(3, 1.1) == 4       # ceil(3.3)
+  assert efficientnet.round_repeats(1, 3.1) == 4
+  # B7 = B0's table scaled: 55 blocks (1+2+2+3+3+4+1 repeats scaled by 3.1 and ceiled).
+  x = jnp.zeros((1, 64, 64, 3))
+  b7 = models.create("efficientnet_b7")
+  params = jax.eval_shape(functools.partial(b7.init, train=False), jax.random.key(0), x)
+  blocks = [k for k in params["params"] if k.startswith("block")]
+  assert len(blocks) == sum(efficientnet.round_repeats(s.repeats, 3.1)
+                            for s in efficientnet.B0_STAGES) == 55
+
+
+def test_efficientnet_b0_macs_match_torchvision():
+  assert abs(summary.count_macs("efficientnet_b0") / 1e9 - 0.39) < 0.005
+
+
+def test_drop_path_drops_whole_examples_and_keeps_the_mean():
+  x = jnp.ones((4000, 2, 2, 3))
+  y = DropPath(0.2).apply({}, x, deterministic=False, rngs={"dropout": jax.random.key(0)})
+  per_example = np.asarray(y[:, 0, 0, 0])
+  assert set(np.round(np.unique(per_example), 4)) == {0.0, 1.25}
+  assert np.all(np.asarray(y) == per_example[:, None, None, None])
+  assert abs(per_example.mean() - 1.0) < 0.05
+  assert np.all(DropPath(0.2).apply({}, x, deterministic=True) == x)
+
+
+@pytest.mark.parametrize("name", ["efficientnet_b0"] + [
+    pytest.param(f"efficientnet_b{i}", marks=pytest.mark.slow) for i in range(1, 8)])
+def test_efficientnet_train_step(name):
+  forward_and_train_step(models.create(name, num_classes=10), size=32, num_classes=10)
