@@ -69,4 +69,5 @@ def get_config(arg: str = "alexnet"):
   c.lr_decay_factor = 0.1
   c.weight_decay = 5e-4
   c.weight_decay_mode = "l2"
+  c.eval_protocol = "ten_crop"  # Section 4.1: 5 crops and their flips, scores averaged
   return c

@@ -65,4 +65,5 @@ def get_config(arg: str = "vgg11"):
   c.lr_decay_factor = 0.1
   c.weight_decay = 5e-4
   c.weight_decay_mode = "l2"
+  c.eval_protocol, c.eval_scales = "dense", (256, 384, 512)  # Table 4: multi-scale Q
   return c

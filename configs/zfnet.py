@@ -43,4 +43,5 @@ def get_config(arg: str = "zfnet"):
   c.weight_decay = 5e-4
   c.weight_decay_mode = "l2"
   c.label_smoothing = 0.0
+  c.eval_protocol = "ten_crop"  # as AlexNet: 10 views, scores averaged
   return c
