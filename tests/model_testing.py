@@ -26,7 +26,8 @@ def forward_and_train_step(model, size: int, num_classes: int, batch: int = 2,
   rng = jax.random.key(0)
   x = jax.random.normal(rng, (batch, size, size, channels))
   y = jnp.arange(batch) % num_classes
-  variables = model.init(rng, x, train=False)
+  # One jitted init: eager init compiles every initialiser separately (slow on CPU).
+  variables = jax.jit(functools.partial(model.init, train=False))(rng, x)
   logits = model.apply(variables, x, train=False)
   assert logits.shape == (batch, num_classes), logits.shape
   assert np.all(np.isfinite(np.asarray(logits)))

@@ -22,6 +22,9 @@ PaddingLike = str | int | Sequence[tuple[int, int]] | None
 
 # torchvision's default for convolutions feeding ReLU (He et al. 2015, fan_out).
 he_normal_fan_out = nn.initializers.variance_scaling(2.0, "fan_out", "normal")
+# He et al. 2015's fan-in form: keeps activations bounded in nets without BatchNorm whose
+# 1x1 reductions shrink the fan-out (GoogLeNet).
+he_normal_fan_in = nn.initializers.variance_scaling(2.0, "fan_in", "normal")
 
 
 def _pair(v: int | Sequence[int]) -> tuple[int, int]:

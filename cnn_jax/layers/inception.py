@@ -153,14 +153,13 @@ def googlenet_module(n1x1: int, n3x3_reduce: int, n3x3: int, n5x5_reduce: int, n
   ))
 
 
-def factorised_5x5(reduce: int, width: int, width_out: int | None = None,
-                   stride: int = 1) -> Branch:
+def factorised_5x5(reduce: int, width: int, stride: int = 1) -> Branch:
   """A 5x5 conv factorised into two 3x3 convs after a 1x1 reduction.
 
   Ioffe & Szegedy 2015 (Section 4.1, "double 3x3") and Szegedy et al. 2015b (Figs. 1, 5).
   `stride` goes on the second 3x3, as in BN-Inception's stride-2 modules.
   """
-  return (conv(reduce), conv(width, 3), conv(width if width_out is None else width_out, 3, stride))
+  return (conv(reduce), conv(width, 3), conv(width, 3, stride))
 
 
 def asymmetric_nxn(reduce: int, widths: Sequence[int], n: int = 7,
@@ -218,7 +217,9 @@ def bn_inception_module(n1x1: int, n3x3_reduce: int, n3x3: int, d3x3_reduce: int
         ((max_pool_step(3, 1, 1) if pool == "max" else avg_pool_step(3, 1, 1, False)),
          conv(pool_proj)),
     ))
-  assert n1x1 == 0 and pool == "max" and pool_proj == 0, "stride-2 modules pass through"
+  if n1x1 or pool != "max" or pool_proj:
+    raise ValueError("a stride-2 BN-Inception module has no 1x1 branch and passes the "
+                     "max-pooled input through: use n1x1=0, pool='max', pool_proj=0")
   return grid_reduction(
       (conv(n3x3_reduce), conv(n3x3, 3, stride)),
       factorised_5x5(d3x3_reduce, d3x3, stride=stride), pool_padding=1)
@@ -296,7 +297,8 @@ class InceptionResidual(nn.Module):
 
 
 def adaptive_avg_pool(x: jax.Array, grid: int) -> jax.Array:
-  """PyTorch's `adaptive_avg_pool2d` to grid x grid: bin i covers [floor(i*H/g), ceil((i+1)*H/g))."""
+  """PyTorch's `adaptive_avg_pool2d` to grid x grid: bin i covers rows
+  floor(i*H/g) .. ceil((i+1)*H/g) - 1 (bins overlap when g does not divide H)."""
   h, w = x.shape[1:3]
   rows = []
   for i in range(grid):

@@ -10,7 +10,7 @@ builders of cnn_jax/layers/inception.py. The layouts below read like the papers'
   googlenet_torchvision  torchvision's BN layout: 3x3 in the "5x5" branch, no LRN, a
                          2x2/2 pool before 5a, dropout 0.2, BN eps 1e-3.
   inception_v2           BN-Inception (Ioffe & Szegedy 2015, Figure 5) in TF-slim's
-                         `inception_v2` widths; see INCEPTION_V2 for why.
+                         `inception_v2` widths; see INCEPTION_V2_MODULES for why.
   inception_v3           Szegedy et al. 2015b, "Rethinking the Inception Architecture",
                          Table 1, as torchvision / timm lay it out (aux head with BN).
   inception_v4, inception_resnet_v1, inception_resnet_v2
@@ -28,7 +28,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from cnn_jax.layers import ClassifierHead, ConvNormAct, he_normal_fan_out
+from cnn_jax.layers import ClassifierHead, ConvNormAct, he_normal_fan_in, he_normal_fan_out
 from cnn_jax.layers.inception import (AuxClassifier, AuxSpec, ConvSpec, LRNSpec, MixedSpec,
                                       ResidualSpec, apply_step, asymmetric_nxn,
                                       avg_pool_step, bn_inception_module, conv,
@@ -36,7 +36,6 @@ from cnn_jax.layers.inception import (AuxClassifier, AuxSpec, ConvSpec, LRNSpec,
                                       grid_reduction, inception_reduction_a, max_pool_step)
 from cnn_jax.models.registry import INCEPTION_MEAN, INCEPTION_STD, register
 
-he_normal_fan_in = nn.initializers.variance_scaling(2.0, "fan_in", "normal")
 
 # A layout: ((stage name, ((layer name, step), ...)), ...). The output of every stage is
 # sown into 'intermediates' under the stage name ('stem', 'stage1', ...).
@@ -111,7 +110,10 @@ def googlenet_layout(torchvision: bool = False) -> Layout:
   pool = max_pool_step(3, 2, ceil_mode=True)
   lrn = () if torchvision else (LRNSpec(),)  # torchvision drops LRN (BN instead)
   k5 = 3 if torchvision else 5
-  module = lambda key: (f"inception_{key}", googlenet_module(*GOOGLENET_MODULES[key], kernel_5x5=k5))
+
+  def module(key):
+    return f"inception_{key}", googlenet_module(*GOOGLENET_MODULES[key], kernel_5x5=k5)
+
   stem = ((("conv1", conv(64, 7, 2)), ("pool1", pool))
           + tuple(("lrn1", s) for s in lrn)
           + (("conv2_reduce", conv(64)), ("conv2", conv(192, 3)))
