@@ -15,12 +15,16 @@ import argparse
 import statistics
 import time
 
-import jax
-import jax.numpy as jnp
-import optax
+from cnn_jax import platform
 
-from cnn_jax import models
-from cnn_jax.layers import depthwise
+platform.configure_cpu()  # the trainer's CPU settings (cnn_jax/main.py does the same)
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import optax  # noqa: E402
+
+from cnn_jax import models  # noqa: E402
+from cnn_jax.layers import depthwise  # noqa: E402
 
 
 def make_step(model, tx):

@@ -67,7 +67,13 @@ def test_drop_path_drops_whole_examples_and_keeps_the_mean():
   assert np.all(DropPath(0.2).apply({}, x, deterministic=True) == x)
 
 
-@pytest.mark.parametrize("name", ["efficientnet_b0"] + [
-    pytest.param(f"efficientnet_b{i}", marks=pytest.mark.slow) for i in range(1, 8)])
+def test_shallow_efficientnet_train_step():
+  # depth_coefficient 0.3: one MBConv per stage of Table 1 (two in the 4-block stage).
+  model = models.create("efficientnet_b0", num_classes=10, depth_coefficient=0.3)
+  forward_and_train_step(model, size=32, num_classes=10)
+
+
+@pytest.mark.parametrize("name", [
+    pytest.param(f"efficientnet_b{i}", marks=pytest.mark.slow) for i in range(8)])
 def test_efficientnet_train_step(name):
   forward_and_train_step(models.create(name, num_classes=10), size=32, num_classes=10)
