@@ -146,10 +146,11 @@ def _parse_flags(argv):
     sys.exit("error: " + " ".join(str(e).split()))
   except (AttributeError, KeyError, TypeError, ValueError) as e:
     # ml_collections reports an unknown field as the repr of "'name'\nDid you mean ...".
-    bad = [a for a in argv[1:] if a.startswith("--config.")]
+    bad = [a.split("=")[0][len("--"):] for a in argv[1:] if a.startswith("--config.")]
+    name = re.search(r"'([A-Za-z_][A-Za-z0-9_]*)", str(e))
+    culprit = [b for b in bad if name and b.endswith("." + name.group(1))] or bad
     hint = re.search(r'Did you mean "[^"]+"', str(e))
-    fields = ", ".join(a.split("=")[0][len("--"):] for a in bad)
-    sys.exit(f"error: unknown config field in {fields}"
+    sys.exit(f"error: unknown config field {', '.join(culprit)}"
              f"{' (' + hint.group(0) + '?)' if hint else ''}; fields are listed in "
              f"configs/default.py, a model's by cnn_jax.models.overridable_fields(name)")
 

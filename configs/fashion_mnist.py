@@ -1,10 +1,12 @@
-"""The quickstart: a small ResNet on Fashion-MNIST, trained on 2 CPU cores in ~4 minutes.
+"""The quickstart: a small ResNet on Fashion-MNIST, trained on 2 CPU cores in ~3.5 minutes.
 
-  python -m cnn_jax.main --config=configs/fashion_mnist.py --workdir=workdirs/fmnist
+  python -m cnn_jax.main --config=configs/fashion_mnist.py --workdir=workdirs/fashion_mnist
 
-ResNet-18's layout (stages of 2 basic blocks) with the small-image stem (one 3x3/1 conv,
-no max-pool) and a base width of 16 instead of 64. Expected: >= 91% test top-1
-(measured figures in README.md).
+The registry's resnet18 with three overrides: the small-image stem (one 3x3/1 conv, no
+max-pool) for 28 px inputs, base width 16 instead of 64, and one basic block per stage
+instead of two (a ResNet-10 layout, 308,538 parameters), so that 2 epochs fit in the
+5-minute budget of a 2-core CPU. SGD Nesterov 0.1 with cosine decay, batch 128.
+Measured on the project's 2-core machine: 91.6% test top-1 in 200 s (README.md).
 """
 
 from configs import default
@@ -13,7 +15,7 @@ from configs import default
 def get_config():
   c = default.get_config()
   c.model = "resnet18"
-  c.model_kwargs = {"stem": "small", "width": 16}
+  c.model_kwargs = {"stem": "small", "width": 16, "stage_sizes": (1, 1, 1, 1)}
   c.dataset = "fashion_mnist"
   c.image_size = 28
   c.augment = "none"

@@ -27,7 +27,7 @@ def error_line(proc) -> str:
 @pytest.mark.parametrize("override,expected", [
     ("--config.model=resnet5", "unknown model 'resnet5': did you mean resnet50"),
     ("--config.dataset=cifar11", "unknown dataset 'cifar11'; choose one of"),
-    ("--config.nonexistent=1", "unknown config field in config.nonexistent"),
+    ("--config.nonexistent=1", "unknown config field config.nonexistent;"),
     ("--config.model_kwargs.widht=3", 'Did you mean "width"'),
     ("--config.optimizer=sgdd", "unknown optimizer 'sgdd'"),
 ])
