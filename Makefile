@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 FASHION := /usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup data demo test test-fast zoo-table
+.PHONY: setup data demo test test-fast test-all zoo-table
 
 $(VENV)/.installed: requirements.txt
 	python3 -m venv $(VENV)
@@ -26,10 +26,13 @@ demo: setup data
 	$(PY) -m cnn_jax.main --config=configs/fashion_mnist.py --workdir=workdirs/fashion_mnist
 
 test: setup data
-	$(PY) -m pytest -n 2 --durations=15 -q
+	$(PY) -m pytest -n 2 --durations=15 -q -m "not full_size"
 
 test-fast: setup data
 	$(PY) -m pytest -n 2 -q -m "not slow"
+
+test-all: setup data
+	$(PY) -m pytest -n 2 --durations=15 -q
 
 zoo-table: setup
 	$(PY) -m cnn_jax.models.summary

@@ -50,8 +50,12 @@ def test_tiny_densenet_train_step_and_intermediates():
   assert inter["stage4"][0].shape == (1, 2, 2, 32)
 
 
-@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow)
-                                  for n in sorted(DENSENET_PARAMS)])
+# densenet121 exercises every block; the deeper variants differ only in the block-count
+# data (checked by the parameter counts) and take 2-4 minutes each on 2 cores.
+@pytest.mark.parametrize("name", [
+    pytest.param(n, marks=[pytest.mark.slow] + ([] if n == "densenet121" else
+                                                [pytest.mark.full_size]))
+    for n in sorted(DENSENET_PARAMS)])
 def test_densenet_train_step(name):
   forward_and_train_step(models.create(name, num_classes=10), size=32, num_classes=10)
 

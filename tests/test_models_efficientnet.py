@@ -73,7 +73,13 @@ def test_shallow_efficientnet_train_step():
   forward_and_train_step(model, size=32, num_classes=10)
 
 
+# B0-B2 exercise every block at three scalings; B3-B7 differ only in the scaling data
+# (checked by the parameter counts) and take 1.5-3 minutes each on 2 cores.
 @pytest.mark.parametrize("name", [
-    pytest.param(f"efficientnet_b{i}", marks=pytest.mark.slow) for i in range(8)])
+    pytest.param(f"efficientnet_b{i}", marks=[pytest.mark.slow] + (
+        [pytest.mark.full_size] if i >= 3 else [])) for i in range(8)])
 def test_efficientnet_train_step(name):
-  forward_and_train_step(models.create(name, num_classes=10), size=32, num_classes=10)
+  # Batch 4: with batch 2, BatchNorm over the 1x1 maps of a 32 px input sees two values
+  # per channel, and the first SGD step can blow up (seen as NaN for B2-B4).
+  forward_and_train_step(models.create(name, num_classes=10), size=32, num_classes=10,
+                         batch=4)
