@@ -204,9 +204,10 @@ def _v3_8x8() -> MixedSpec:  # Fig. 7, expanded filter banks
                     (avg_pool_step(), conv(192))))
 
 
-def inception_v3_layout() -> Layout:
+def _tf_slim_stem():
+  """The 299 px stem shared by Inception v3 and Inception-ResNet v2 (v3 paper, Table 1)."""
   valid = dict(padding=0)
-  stem = (
+  return (
       ("conv_1a", conv(32, 3, 2, **valid)),
       ("conv_2a", conv(32, 3, **valid)),
       ("conv_2b", conv(64, 3)),
@@ -214,6 +215,13 @@ def inception_v3_layout() -> Layout:
       ("conv_3b", conv(80, 1)),
       ("conv_4a", conv(192, 3, **valid)),
       ("pool_5a", max_pool_step(3, 2)),
+  )
+
+
+def inception_v3_layout() -> Layout:
+  valid = dict(padding=0)
+  stem = (
+      *_tf_slim_stem(),
   )
   return (
       ("stem", stem),
@@ -334,15 +342,8 @@ def inception_resnet_v2_layout() -> Layout:
   blocks instead of 5 / 10 / 5, its widths are 1088 and 2080 (Fig. 18 would give 1152
   and 2144), and its last block has scale 1 and no ReLU, followed by a 1x1 conv to 1536.
   """
-  valid = dict(padding=0)
   stem = (
-      ("conv_1a", conv(32, 3, 2, **valid)),
-      ("conv_2a", conv(32, 3, **valid)),
-      ("conv_2b", conv(64, 3)),
-      ("pool_3a", max_pool_step(3, 2)),
-      ("conv_3b", conv(80, 1)),
-      ("conv_4a", conv(192, 3, **valid)),
-      ("pool_5a", max_pool_step(3, 2)),
+      *_tf_slim_stem(),
       ("mixed_5b", MixedSpec(((conv(96),), (conv(48), conv(64, 5)), factorised_5x5(64, 96),
                               (_AVG, conv(64))))),
   )
