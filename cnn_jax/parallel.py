@@ -61,11 +61,12 @@ def fsdp_sharding(mesh: Mesh, shape: tuple[int, ...], min_size: int = 2**18) -> 
   return replicated(mesh)
 
 
-def state_shardings(mesh: Mesh, abstract_state, shard_params: bool = False):
+def state_shardings(mesh: Mesh, abstract_state, shard_params: bool = False,
+                    min_size: int = 2**18):
   """Shardings for a pytree of abstract arrays: replicated, or FSDP for big leaves."""
   if not shard_params:
     return jax.tree.map(lambda _: replicated(mesh), abstract_state)
-  return jax.tree.map(lambda x: fsdp_sharding(mesh, tuple(x.shape)), abstract_state)
+  return jax.tree.map(lambda x: fsdp_sharding(mesh, tuple(x.shape), min_size), abstract_state)
 
 
 def global_batch(mesh: Mesh, local_batch: dict[str, np.ndarray]) -> dict[str, jax.Array]:

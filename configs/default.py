@@ -14,6 +14,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.model_kwargs = ml_collections.ConfigDict()
   c.dtype = "float32"          # compute dtype: float32 | bfloat16 | float16
   c.shard_params = False       # FSDP-style: split large parameters over the data axis
+  c.shard_params_min_size = 2**18  # only arrays with at least this many elements
   c.init_from = ""             # checkpoint dir of converted / earlier weights to start from
 
   # Data.

@@ -50,14 +50,18 @@ def main():
   p.add_argument("--port", type=int, default=0)
   p.add_argument("--process_id", type=int, default=0)
   p.add_argument("--num_processes", type=int, default=1)
+  p.add_argument("--shard_params", action="store_true")
   a = p.parse_args()
   if a.num_processes > 1:
     parallel.initialize_distributed(f"127.0.0.1:{a.port}", a.num_processes, a.process_id)
   c = config(a.dtype)
+  c.shard_params, c.shard_params_min_size = a.shard_params, 64  # tiny model: shard small arrays
   mesh = parallel.make_mesh()
   model = create_model(c, CLASSES)
   state, shardings, _ = create_train_state(c, model, mesh, (SIZE, SIZE, 1), 100, 100)
-  out = {"devices": jax.device_count(), "processes": jax.process_count()}
+  out = {"devices": jax.device_count(), "processes": jax.process_count(),
+         "sharded_param_leaves": sum(not s.is_fully_replicated
+                                     for s in jax.tree.leaves(shardings.params))}
   if a.mode == "restore":
     mngr = checkpoint.manager(a.ckpt_dir, keep=2)
     state = checkpoint.restore_latest(mngr, state)

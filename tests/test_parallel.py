@@ -71,3 +71,10 @@ def test_half_precision_trains_with_float32_params(dtype):
   out = run_worker(1, "--dtype", dtype, "--steps", "20")
   assert out["param_dtypes"] == ["float32"]
   assert np.mean(out["losses"][-5:]) < np.mean(out["losses"][:5])
+
+
+def test_fsdp_sharded_params_match_replicated():
+  one = run_worker(1)
+  fsdp = run_worker(8, "--shard_params")
+  assert fsdp["sharded_param_leaves"] > 0
+  np.testing.assert_allclose(fsdp["losses"], one["losses"], rtol=2e-4, atol=2e-5)

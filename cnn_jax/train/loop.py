@@ -52,7 +52,8 @@ def create_train_state(config, model, mesh, image_shape, steps_per_epoch, total_
 
   rng = jax.random.key(config.seed)
   abstract = jax.eval_shape(init, rng)
-  shardings = parallel.state_shardings(mesh, abstract, config.get("shard_params", False))
+  shardings = parallel.state_shardings(mesh, abstract, config.shard_params,
+                                       config.shard_params_min_size)
   state = jax.jit(init, out_shardings=shardings)(rng)
   return state, shardings, schedule
 
