@@ -35,8 +35,4 @@ _FAMILIES = (
 )
 
 for _family in _FAMILIES:
-  try:
-    importlib.import_module(f"cnn_jax.models.{_family}")
-  except ModuleNotFoundError as e:  # a family not written yet; never hide other errors
-    if e.name != f"cnn_jax.models.{_family}":
-      raise
+  importlib.import_module(f"cnn_jax.models.{_family}")
