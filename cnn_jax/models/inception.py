@@ -313,15 +313,8 @@ def inception_resnet_v1_layout() -> Layout:
   scale (there is no public IR-v1 ImageNet model to follow).
   """
   valid = dict(padding=0)
-  stem = (                                                                # Fig. 14
-      ("conv_1a", conv(32, 3, 2, **valid)),
-      ("conv_2a", conv(32, 3, **valid)),
-      ("conv_2b", conv(64, 3)),
-      ("pool_3a", max_pool_step(3, 2)),
-      ("conv_3b", conv(80, 1)),
-      ("conv_4a", conv(192, 3, **valid)),
-      ("conv_4b", conv(256, 3, 2, **valid)),
-  )
+  # Fig. 14: the v3 stem up to conv_4a, then a strided 3x3 conv in place of the last pool.
+  stem = (*_tf_slim_stem()[:6], ("conv_4b", conv(256, 3, 2, **valid)))
   block_a = ResidualSpec(((conv(32),), (conv(32), conv(32, 3)),
                           (conv(32), conv(32, 3), conv(32, 3))), SCALE_A)       # Fig. 10
   block_b = ResidualSpec(((conv(128),), asymmetric_nxn(128, (128, 128))), SCALE_B)  # Fig. 11
