@@ -74,7 +74,12 @@ def check_config(config) -> None:
       raise UsageError(
           f"{field}={value} must be a positive multiple of the {n_dev} devices; set "
           f"--config.{field} to e.g. {max(n_dev, (max(value, 1) // n_dev) * n_dev)}")
-  model = models.create(config.model, **config.model_kwargs.to_dict())
+  from cnn_jax.train.loop import model_kwargs
+  try:
+    kwargs = model_kwargs(config)
+  except ValueError as e:
+    raise UsageError(str(e)) from None
+  model = models.create(config.model, **kwargs)
   if not _accepts(model, config.image_size, ds_info.channels):
     if config.image_size < spec.min_input_size:
       raise UsageError(

@@ -47,3 +47,43 @@ def restore_latest(mngr: ocp.CheckpointManager, state):
     return None
   abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, state)
   return mngr.restore(step, args=ocp.args.StandardRestore(abstract))
+
+
+# --- pretrained weights (cnn_jax.convert's output, read by config.init_from) ------------
+
+PRETRAINED_METADATA = "cnn_jax_pretrained.json"
+
+
+def save_pretrained(directory: str, variables, metadata: dict) -> None:
+  """Writes `variables` ({'params', 'batch_stats'}) as an orbax tree plus a JSON record of
+  the model name, overrides and input normalisation. Refuses a non-empty directory."""
+  import json
+
+  directory = os.path.abspath(directory)
+  if os.path.exists(directory) and os.listdir(directory):
+    raise FileExistsError(f"{directory} is not empty; choose a new --out directory")
+  os.makedirs(directory, exist_ok=True)
+  checkpointer = ocp.StandardCheckpointer()
+  checkpointer.save(os.path.join(directory, "variables"), variables)
+  checkpointer.wait_until_finished()
+  # Written last: a directory with the JSON record holds complete weights.
+  with open(os.path.join(directory, PRETRAINED_METADATA), "w") as f:
+    json.dump(metadata, f, indent=2, sort_keys=True)
+
+
+def pretrained_metadata(directory: str) -> dict:
+  """The JSON record of a converted checkpoint; ValueError (one line) if it is not one."""
+  import json
+
+  path = os.path.join(directory, PRETRAINED_METADATA)
+  if not os.path.isfile(path):
+    raise ValueError(f"init_from={directory} is not a converted checkpoint (no "
+                     f"{PRETRAINED_METADATA}); write one with python -m cnn_jax.convert")
+  with open(path) as f:
+    return json.load(f)
+
+
+def load_pretrained(directory: str):
+  """The variables tree of a converted checkpoint, as host numpy arrays."""
+  return ocp.StandardCheckpointer().restore(
+      os.path.join(os.path.abspath(directory), "variables"))

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import logging
@@ -29,14 +30,86 @@ DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float
 
 
 def total_train_steps(config, steps_per_epoch: int) -> int:
-  if config.num_train_steps > 0:
+  if config.num_train_steps >= 0:  # 0: evaluate only (e.g. converted weights)
     return int(config.num_train_steps)
   return int(math.ceil(config.num_epochs * steps_per_epoch))
 
 
+def model_kwargs(config) -> dict:
+  """`config.model_kwargs` plus the overrides a converted `init_from` checkpoint needs
+  (its source's conventions: padding, BN epsilon, ...); a contradiction is an error."""
+  kwargs = config.model_kwargs.to_dict()
+  if not config.get("init_from"):
+    return kwargs
+  meta = checkpoint.pretrained_metadata(config.init_from)
+  if meta["model"] != config.model:
+    raise ValueError(f"init_from={config.init_from} holds {meta['model']}, not "
+                     f"{config.model}; set --config.model={meta['model']}")
+  for k, v in meta["overrides"].items():
+    v = tuple(v) if isinstance(v, list) else v
+    if k in kwargs and kwargs[k] != v:
+      raise ValueError(f"model_kwargs.{k}={kwargs[k]!r} contradicts the converted "
+                       f"checkpoint's {k}={v!r}; drop the override")
+    kwargs[k] = v
+  return kwargs
+
+
+def model_spec(config):
+  """The registry spec, with a converted checkpoint's input mean/std where it has one."""
+  spec = models.spec(config.model)
+  if config.get("init_from"):
+    meta = checkpoint.pretrained_metadata(config.init_from)
+    spec = dataclasses.replace(spec, mean=tuple(meta["mean"]), std=tuple(meta["std"]))
+  return spec
+
+
 def create_model(config, num_classes: int):
   return models.create(config.model, num_classes=num_classes, dtype=DTYPES[config.dtype],
-                       **config.model_kwargs.to_dict())
+                       **model_kwargs(config))
+
+
+def load_init_from(config, state, shardings):
+  """Puts a converted checkpoint's params and BN statistics into a fresh `state`.
+
+  A classifier whose class count differs (fine-tuning on another dataset) keeps its fresh
+  initialisation and is logged; any other shape or name mismatch is an error.
+  """
+  loaded = checkpoint.load_pretrained(config.init_from)
+  fresh = {"params": state.params, "batch_stats": state.batch_stats}
+  ours = dict(jax.tree_util.tree_leaves_with_path(fresh))
+  theirs = {path: leaf for path, leaf in jax.tree_util.tree_leaves_with_path(loaded)}
+
+  def key(path) -> str:
+    return "/".join(str(getattr(k, "key", k)) for k in path)
+
+  missing = sorted(key(p) for p in set(ours) - set(theirs))
+  extra = sorted(key(p) for p in set(theirs) - set(ours))
+  if missing or extra:
+    raise ValueError(f"init_from={config.init_from} does not fit the model: missing "
+                     f"{missing[:3]}, unexpected {extra[:3]}")
+  reinit = []
+
+  def pick(path, leaf):
+    value = theirs[path]
+    if value.shape == leaf.shape:
+      return value
+    if leaf.ndim and value.ndim == leaf.ndim and value.shape[:-1] == leaf.shape[:-1]:
+      reinit.append(key(path))  # the classifier: another number of classes
+      return leaf
+    raise ValueError(f"init_from: {key(path)} is {value.shape} in the checkpoint, "
+                     f"{leaf.shape} in the model")
+
+  new = jax.tree_util.tree_map_with_path(pick, fresh)
+  if reinit:
+    logging.warning("init_from: %s keep their fresh initialisation (class count differs)",
+                    ", ".join(reinit))
+  params = jax.device_put(new["params"], shardings.params)
+  state = state.replace(params=params, batch_stats=jax.device_put(new["batch_stats"],
+                                                                  shardings.batch_stats))
+  if state.ema_params is not None:
+    state = state.replace(ema_params=jax.device_put(new["params"], shardings.ema_params))
+  logging.info("initialised from %s", config.init_from)
+  return state
 
 
 def create_train_state(config, model, mesh, image_shape, steps_per_epoch, total_steps):
@@ -94,7 +167,7 @@ def train_and_evaluate(config, workdir: str) -> dict:
   os.makedirs(workdir, exist_ok=True)
   is_main = jax.process_index() == 0
   mesh = parallel.make_mesh()
-  spec = models.spec(config.model)
+  spec = model_spec(config)
   input_pipeline = data.create_input(config, model_spec=spec,
                                      process_index=jax.process_index(),
                                      process_count=jax.process_count())
@@ -117,6 +190,8 @@ def train_and_evaluate(config, workdir: str) -> dict:
   restored = checkpoint.restore_latest(ckpt, state)
   if restored is not None:
     state = restored
+  elif config.get("init_from"):
+    state = load_init_from(config, state, state_sharding)
   start_step = int(jax.device_get(state.step))
   logging.info("%s on %s: %s params, %d devices (%d processes), global batch %d, "
                "%d steps (%d per epoch)%s", config.model, config.dataset, f"{n_params:,}",

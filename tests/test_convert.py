@@ -1,0 +1,102 @@
+"""Converted checkpoints: `python -m cnn_jax.convert` writes one, `config.init_from` loads
+it into the trainer (evaluate with 0 steps, or fine-tune with another class count), and
+every misuse is one line."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from tests.test_data_imagenet import jpeg_bytes, run
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SMALL = {"width": 16, "stem": "small", "stage_sizes": [1, 1, 1, 1]}  # configs/fashion_mnist.py
+
+
+@pytest.fixture(scope="module")
+def image_folder(tmp_path_factory):
+  """A 2-class RGB image folder (train/ and val/), the user's-own-data dataset."""
+  src = tmp_path_factory.mktemp("folder")
+  rng = np.random.default_rng(0)
+  for split, n in (("train", 4), ("val", 3)):
+    for cls in ("cat", "dog"):
+      (src / split / cls).mkdir(parents=True)
+      for k in range(n):
+        (src / split / cls / f"{k}.jpg").write_bytes(jpeg_bytes(rng, 40, 50))
+  return str(src)
+
+
+def _write_pretrained(path, num_classes, model="resnet18", overrides=SMALL, seed=0):
+  import functools
+
+  import jax
+  import jax.numpy as jnp
+
+  from cnn_jax import models
+  from cnn_jax.train import checkpoint
+  net = models.create(model, num_classes=num_classes, **overrides)
+  variables = jax.jit(functools.partial(net.init, train=False))(
+      jax.random.key(seed), jnp.zeros((1, 32, 32, 3)))
+  meta = {"model": model, "source": "test", "num_classes": num_classes,
+          "overrides": overrides, "mean": [0.5] * 3, "std": [0.25] * 3}
+  checkpoint.save_pretrained(str(path), variables, meta)
+  return variables
+
+
+def _main(workdir, folder, *extra):
+  return run("cnn_jax.main", "--config=configs/fashion_mnist.py", f"--workdir={workdir}",
+             "--config.dataset=image_folder", f"--config.source_dir={folder}",
+             f"--config.data_dir={workdir}/tfds", "--config.image_size=32",
+             "--config.batch_size=2", "--config.eval_batch_size=4", "--config.augment=none",
+             "--config.model=resnet18", "--config.shuffle_buffer=8", *extra)
+
+
+def test_init_from_evaluates_the_loaded_weights(image_folder, tmp_path):
+  from cnn_jax.train.metrics import params_fingerprint
+  variables = _write_pretrained(tmp_path / "pre", num_classes=2)
+  proc = _main(tmp_path / "w", image_folder, f"--config.init_from={tmp_path}/pre",
+               "--config.num_train_steps=0")
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  with open(tmp_path / "w" / "results.json") as f:
+    results = json.load(f)
+  assert results["steps"] == 0 and results["eval_examples"] == 6
+  assert results["params_fingerprint"] == params_fingerprint(variables["params"])
+  with open(tmp_path / "w" / "config.json") as f:  # the run records where it started
+    assert json.load(f)["init_from"] == f"{tmp_path}/pre"
+
+
+def test_init_from_fine_tunes_with_another_class_count(image_folder, tmp_path):
+  _write_pretrained(tmp_path / "pre", num_classes=5)
+  proc = _main(tmp_path / "w", image_folder, f"--config.init_from={tmp_path}/pre",
+               "--config.num_train_steps=2", "--config.log_every_steps=1")
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert "head/fc/kernel" in proc.stderr and "class count differs" in proc.stderr
+
+
+@pytest.mark.parametrize("extra,expected", [
+    (("--config.model=resnet34",), "holds resnet18, not resnet34; set --config.model=resnet18"),
+    (("--config.model_kwargs.width=8",), "model_kwargs.width=8 contradicts"),
+])
+def test_init_from_mismatch_is_one_line(image_folder, tmp_path, extra, expected):
+  _write_pretrained(tmp_path / "pre", num_classes=2)
+  proc = _main(tmp_path / "w", image_folder, f"--config.init_from={tmp_path}/pre",
+               "--config.num_train_steps=0", *extra)
+  errors = [l for l in proc.stderr.splitlines() if l.startswith("error:")]
+  assert proc.returncode != 0 and len(errors) == 1, proc.stderr[-2000:]
+  assert expected in errors[0]
+
+
+def test_init_from_not_a_converted_checkpoint(image_folder, tmp_path):
+  proc = _main(tmp_path / "w", image_folder, f"--config.init_from={tmp_path}")
+  errors = [l for l in proc.stderr.splitlines() if l.startswith("error:")]
+  assert proc.returncode != 0 and len(errors) == 1, proc.stderr[-2000:]
+  assert "is not a converted checkpoint" in errors[0] and "cnn_jax.convert" in errors[0]
+
+
+def test_save_pretrained_refuses_a_non_empty_directory(tmp_path):
+  from cnn_jax.train import checkpoint
+  (tmp_path / "keep.txt").write_text("precious")
+  with pytest.raises(FileExistsError, match="not empty"):
+    checkpoint.save_pretrained(str(tmp_path), {"params": {}}, {})
+  assert (tmp_path / "keep.txt").read_text() == "precious"
