@@ -167,7 +167,7 @@ class Target:
     self._values: dict[str, np.ndarray] = {}
 
   def paths(self, prefix: str = "") -> list[str]:
-    """Our variable paths in creation order (the order the model calls its layers)."""
+    """Our variable paths (sorted, as JAX flattens dicts) starting with `prefix`."""
     return [p for p in self._shapes if p.startswith(prefix)]
 
   def put(self, path: str, value: np.ndarray) -> None:

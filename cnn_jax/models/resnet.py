@@ -5,6 +5,8 @@ v1.5 (stride in the bottleneck's 3x3) is the default; `downsample_in_3x3=False` 
 paper's v1. `stem='small'` swaps the 7x7/2 conv + max-pool for one 3x3/1 conv, for 28-32
 px inputs (CIFAR, Fashion-MNIST). `shortcut` picks the paper's option B ('projection'),
 option A ('zero_pad') or no shortcut at all ('none': the plain nets of Section 4.1).
+`bn_epsilon` and `conv_bias` (a bias in every conv, next to its BatchNorm) exist for
+imported weights: Keras applications' ResNets use 1.001e-5 and biased convs.
 """
 
 from __future__ import annotations
@@ -31,11 +33,14 @@ class ResNet(nn.Module):
   shortcut: str = "projection"
   downsample_in_3x3: bool = True
   zero_init_last: bool = False
+  bn_epsilon: float = 1e-5
+  conv_bias: bool = False
   dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
-    conv_block = functools.partial(ConvNormAct, dtype=self.dtype)
+    conv_block = functools.partial(ConvNormAct, bn_epsilon=self.bn_epsilon,
+                                   use_bias=self.conv_bias, dtype=self.dtype)
     if self.stem == "imagenet":
       x = conv_block(self.width, 7, 2, name="stem_conv")(x, train)
       x = max_pool(x, 3, 2, padding=1)
