@@ -5,7 +5,8 @@
       --workdir=workdirs/alexnet_torchvision
 
 Smoke run (any machine): add --config.dataset=fashion_mnist --config.augment=none
---config.num_train_steps=20; the 28 px images are resized to 227.
+--config.eval_protocol=center --config.num_train_steps=20 --config.batch_size=16
+--config.eval_max_examples=64; the 28 px images are resized to 227.
 
 alexnet (Krizhevsky, Sutskever & Hinton 2012, Section 5): SGD, batch 128, momentum 0.9,
 weight decay 5e-4 (added to the gradient as 5e-4 * w: the 'l2' mode), learning rate 0.01

@@ -33,6 +33,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.extra_eval_datasets = ()   # e.g. ("imagenet_v2", "imagenet2012_real") when prepared
   c.batch_size = 256           # global, over all devices and hosts
   c.eval_batch_size = 1000     # global; the last batch is padded and masked
+  c.eval_max_examples = -1     # -1: every eval example; n > 0: the first n (smoke runs)
   c.shuffle_buffer = 60_000
   c.prefetch = 2
 

@@ -5,7 +5,8 @@
       --workdir=workdirs/googlenet_torchvision
 
 Smoke run (any machine): add --config.dataset=fashion_mnist --config.augment=none
---config.num_train_steps=20; the 28 px images are resized to 224.
+--config.eval_protocol=center --config.num_train_steps=20 --config.batch_size=16
+--config.eval_max_examples=64; the 28 px images are resized to 224.
 
 The argument picks the model: googlenet (default; the paper's net with LRN and conv
 biases, no BN) or googlenet_torchvision (torchvision's BN layout). Recipe (Section 6):

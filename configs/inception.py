@@ -5,7 +5,8 @@
 
 The argument picks the model: inception_v2, inception_v3 (default), inception_v4,
 inception_resnet_v1, inception_resnet_v2. Smoke run (any machine): add
---config.dataset=fashion_mnist --config.augment=none --config.num_train_steps=20; the
+--config.dataset=fashion_mnist --config.augment=none --config.eval_protocol=center
+--config.num_train_steps=20 --config.batch_size=16 --config.eval_max_examples=64; the
 28 px images are resized to image_size.
 
   inception_v2 (Ioffe & Szegedy 2015, Section 4.2.1): SGD with momentum 0.9, batch 32,

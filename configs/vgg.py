@@ -6,7 +6,8 @@
 The argument picks the model: vgg11 (A, default), vgg11_lrn (A-LRN), vgg13 (B),
 vgg16_conv1 (C), vgg16 (D), vgg19 (E), or a BatchNorm variant vgg11_bn .. vgg19_bn.
 Smoke run (any machine): add --config.dataset=fashion_mnist --config.augment=none
---config.num_train_steps=20; the 28 px images are resized to 224.
+--config.eval_protocol=center --config.num_train_steps=20 --config.batch_size=16
+--config.eval_max_examples=64; the 28 px images are resized to 224.
 
 Recipe (Section 3.1): SGD, batch 256, momentum 0.9, weight decay 5e-4 (the 'l2' mode),
 dropout 0.5 on fc6/fc7 (model default), learning rate 1e-2 divided by 10 when the

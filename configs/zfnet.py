@@ -3,7 +3,8 @@
   python -m cnn_jax.main --config=configs/zfnet.py --workdir=workdirs/zfnet
 
 Smoke run (any machine): add --config.dataset=fashion_mnist --config.augment=none
---config.num_train_steps=20; the 28 px images are resized to 224.
+--config.eval_protocol=center --config.num_train_steps=20 --config.batch_size=16
+--config.eval_max_examples=64; the 28 px images are resized to 224.
 
 Recipe (Section 3): SGD, batch 128, momentum 0.9, learning rate 1e-2 annealed by hand
 when the validation error plateaued (the epochs 25/45/60 here are a fixed stand-in),

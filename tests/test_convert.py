@@ -100,3 +100,55 @@ def test_save_pretrained_refuses_a_non_empty_directory(tmp_path):
   with pytest.raises(FileExistsError, match="not empty"):
     checkpoint.save_pretrained(str(tmp_path), {"params": {}}, {})
   assert (tmp_path / "keep.txt").read_text() == "precious"
+
+
+def _convert(*args):
+  return run("cnn_jax.convert", *args, timeout=600)
+
+
+@pytest.mark.slow
+def test_keras_weights_file_converts_and_evaluates_through_main(image_folder, tmp_path):
+  """A Keras .weights.h5 -> `python -m cnn_jax.convert --verify` -> orbax checkpoint ->
+  `python -m cnn_jax.main --config.init_from=... --config.num_train_steps=0`."""
+  from convert_testing import keras_model
+  source = keras_model("ResNet50", classes=2, input_shape=(32, 32, 3))
+  source.save_weights(str(tmp_path / "resnet50.weights.h5"))
+  out = tmp_path / "converted"
+  proc = _convert("--model=resnet50", "--source=keras", f"--weights={tmp_path}/resnet50.weights.h5",
+                  "--num_classes=2", "--input_size=32", f"--out={out}", "--verify")
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  diff = float(proc.stdout.split("max |logit difference| ")[1].split()[0])
+  assert diff <= 1e-4, proc.stdout
+  with open(out / "cnn_jax_pretrained.json") as f:
+    meta = json.load(f)
+  assert meta["overrides"]["downsample_in_3x3"] is False and meta["num_classes"] == 2
+  main = run("cnn_jax.main", "--config=configs/resnet.py:resnet50", f"--workdir={tmp_path}/w",
+             "--config.dataset=image_folder", f"--config.source_dir={image_folder}",
+             f"--config.data_dir={tmp_path}/tfds", "--config.image_size=32",
+             "--config.batch_size=2", "--config.eval_batch_size=4",
+             f"--config.init_from={out}", "--config.num_train_steps=0")
+  assert main.returncode == 0, main.stderr[-3000:]
+  with open(tmp_path / "w" / "results.json") as f:
+    results = json.load(f)
+  assert results["eval_examples"] == 6 and results["steps"] == 0
+
+
+def test_convert_cli_errors_are_one_line(tmp_path):
+  (tmp_path / "out").mkdir()
+  (tmp_path / "out" / "x").write_text("keep")
+  cases = [
+      (("--model=resnet5", "--source=keras", "--weights=w.h5", f"--out={tmp_path}/o"),
+       "unknown model 'resnet5'"),
+      (("--model=zfnet", "--source=torchvision", "--weights=w.pth", f"--out={tmp_path}/o"),
+       "no torchvision converter for 'zfnet'"),
+      (("--model=resnet18", "--source=torchvision", "--weights=missing.pth",
+        f"--out={tmp_path}/o"), "missing.pth does not exist"),
+      (("--model=resnet18", "--source=torchvision", "--weights=w.pth",
+        f"--out={tmp_path}/out"), "is not empty"),
+  ]
+  for args, expected in cases:
+    proc = _convert(*args)
+    errors = [l for l in proc.stderr.splitlines() if l.startswith("error:")]
+    assert proc.returncode != 0 and len(errors) == 1, proc.stderr[-2000:]
+    assert expected in errors[0], errors[0]
+  assert (tmp_path / "out" / "x").read_text() == "keep"

@@ -104,8 +104,13 @@ def keras_module():
   return keras
 
 
-def load_keras(name: str, path: str, num_classes: int = 1000):
-  """A Keras application for registry `name` with weights from `.keras` or `.weights.h5`."""
+def load_keras(name: str, path: str, num_classes: int = 1000, input_size: int | None = None):
+  """A Keras application for registry `name` with weights from `.keras` or `.weights.h5`.
+
+  A `.weights.h5` file holds no architecture: it is rebuilt as
+  `keras.applications.<Builder>(weights=None, classes=num_classes)` with logits out
+  (classifier_activation=None; the weights are the same) and, if given, a square
+  `input_size`."""
   if not os.path.isfile(path):
     raise FileNotFoundError(f"weights file {path} does not exist")
   keras = keras_module()
@@ -116,7 +121,9 @@ def load_keras(name: str, path: str, num_classes: int = 1000):
   builder = SOURCE_BUILDERS["keras"].get(name)
   if builder is None:
     converter("keras", name)  # raises the unsupported-model error
-  model = getattr(keras.applications, builder)(weights=None, classes=num_classes)
+  kwargs = {"input_shape": (input_size, input_size, 3)} if input_size else {}
+  model = getattr(keras.applications, builder)(weights=None, classes=num_classes,
+                                               classifier_activation=None, **kwargs)
   model.load_weights(path)
   return model
 

@@ -29,6 +29,9 @@ _OUT = flags.DEFINE_string("out", None, "New directory for the converted checkpo
 _NUM_CLASSES = flags.DEFINE_integer("num_classes", 1000,
                                     "Classes of a Keras .weights.h5 file (its architecture "
                                     "is rebuilt before loading).")
+_INPUT_SIZE = flags.DEFINE_integer("input_size", None,
+                                   "Input size to rebuild a Keras .weights.h5 architecture "
+                                   "for (and to --verify at); default Keras's.")
 _VERIFY = flags.DEFINE_bool("verify", False, "Compare logits with the source model.")
 
 
@@ -40,7 +43,8 @@ def _source_logits(source: str, name: str, weights, num_classes: int, x):
   if source == "keras":
     out = weights(x, training=False)
     if weights.layers[-1].get_config().get("activation") == "softmax":
-      raise ValueError("the Keras model ends in softmax; --verify compares logits")
+      raise ValueError("the .keras model ends in softmax; --verify compares logits (convert "
+                       "without --verify, or save it with classifier_activation=None)")
     return np.asarray(out)
   import torch
   import torchvision
@@ -73,13 +77,15 @@ def main(argv) -> None:
     if source == "torchvision":
       weights = convert.load_state_dict(_WEIGHTS.value)
     else:
-      weights = convert.load_keras(name, _WEIGHTS.value, _NUM_CLASSES.value)
+      weights = convert.load_keras(name, _WEIGHTS.value, _NUM_CLASSES.value,
+                                   _INPUT_SIZE.value)
     result = convert.convert(source, name, weights)
   except (ValueError, KeyError, FileNotFoundError, FileExistsError, ImportError) as e:
     sys.exit(f"error: {str(e).strip(chr(39))}")
   if _VERIFY.value:
-    size = max(spec.min_input_size, 75 if source == "keras" else 32)
-    size = spec.input_size if spec.family == "classic" else size
+    size = spec.input_size if spec.family == "classic" else max(spec.min_input_size, 75)
+    if source == "keras" and weights.input_shape[1]:  # a Keras model built for one size
+      size = weights.input_shape[1]
     x = np.random.default_rng(0).standard_normal((2, size, size, 3)).astype(np.float32)
     ours = np.asarray(result.model().apply(result.variables, x, train=False))
     # Ours takes RGB; Keras 'caffe' models take BGR (converters flip the first conv).

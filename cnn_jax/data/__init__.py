@@ -161,7 +161,8 @@ def create_input(config, *, model_spec, process_index: int = 0,
   # Built once, so its cache of decoded examples serves every evaluation.
   eval_ds, eval_split = eval_batches(
       builder, ds_info.eval_split, lambda ex, s: pre(ex, s, False),
-      local_batch_size=local_eval, process_index=process_index, process_count=process_count)
+      local_batch_size=local_eval, process_index=process_index, process_count=process_count,
+      max_examples=config.get("eval_max_examples", -1))
 
   def eval_fn():
     return eval_ds.as_numpy_iterator()
@@ -212,7 +213,8 @@ def _create_jpeg_input(config, ds_info: DatasetInfo, model_spec, process_index: 
                                    num_classes=info_.num_classes, **common)
     ds, split_info = eval_batches(b, split, pre, local_batch_size=local_eval,
                                   process_index=process_index, process_count=process_count,
-                                  cache=False, decoders=imagenet.skip_decoding())
+                                  cache=False, decoders=imagenet.skip_decoding(),
+                                  max_examples=config.get("eval_max_examples", -1))
     return split_info, ds.as_numpy_iterator
 
   eval_split, eval_fn = eval_input(builder, ds_info.eval_split, ds_info)

@@ -89,20 +89,26 @@ def train_stream(builder, split: str, preprocess: Callable, *, local_batch_size:
 
 
 def eval_batches(builder, split: str, preprocess: Callable, *, local_batch_size: int,
-                 process_index: int, process_count: int, cache: bool = True, decoders=None):
+                 process_index: int, process_count: int, cache: bool = True, decoders=None,
+                 max_examples: int = -1):
   """Returns (iterable of numpy batches with a 'mask', Split).
 
   Every process yields the same number of batches; padding examples have mask 0, so the
   metrics sum over exactly the split's examples. `cache` keeps the preprocessed examples
-  in memory (small datasets only: 50k ImageNet crops would be ~30 GB).
+  in memory (small datasets only: 50k ImageNet crops would be ~30 GB). `max_examples` > 0
+  evaluates only the split's first examples (smoke runs), split evenly over processes.
   """
   import tensorflow as tf
 
   total = builder.info.splits[split].num_examples
+  if max_examples > 0:
+    total = min(total, max_examples)
   per_process_max = math.ceil(total / process_count)
   num_batches = math.ceil(per_process_max / local_batch_size)
   ds = builder.as_dataset(split=process_split(builder, split, process_index, process_count),
                           shuffle_files=False, decoders=decoders)
+  if max_examples > 0:
+    ds = ds.take(per_process_max)
   zero_seed = tf.zeros([2], tf.int32)
   ds = ds.map(lambda ex: dict(preprocess(ex, zero_seed), mask=tf.constant(1.0)),
               num_parallel_calls=tf.data.AUTOTUNE)

@@ -198,6 +198,10 @@ def train_and_evaluate(config, workdir: str) -> dict:
                jax.device_count(), jax.process_count(), config.batch_size, total_steps,
                steps_per_epoch, f", resumed at step {start_step}" if start_step else "")
 
+  if config.get("eval_max_examples", -1) > 0:
+    logging.warning("eval_max_examples=%d: evaluating only the first %d examples of %s "
+                    "(a smoke run, not a result)", config.eval_max_examples,
+                    input_pipeline.eval.num_examples, ds_info.eval_split)
   train_fn, eval_fn = jit_steps(model.apply, config, ds_info.num_classes, state_sharding,
                                 parallel.batch_sharding(mesh), parallel.replicated(mesh))
   rng = jax.random.key(config.seed + 1)
