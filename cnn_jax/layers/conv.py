@@ -135,6 +135,7 @@ class ConvNormAct(nn.Module):
   kernel_init: Callable = he_normal_fan_out
   bias_init: Callable = nn.initializers.zeros
   dtype: Dtype = jnp.float32
+  bn_scale: bool = True  # False: BN without the learned scale (Keras's scale=False)
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool) -> jax.Array:
@@ -144,7 +145,8 @@ class ConvNormAct(nn.Module):
              kernel_init=self.kernel_init, bias_init=self.bias_init, name="conv")(x)
     if self.norm:
       x = BatchNorm(momentum=self.bn_momentum, epsilon=self.bn_epsilon,
-                    scale_init=self.bn_scale_init, dtype=self.dtype, name="norm")(x, train)
+                    use_scale=self.bn_scale, scale_init=self.bn_scale_init,
+                    dtype=self.dtype, name="norm")(x, train)
     if self.act is not None:
       x = self.act(x)
     return x

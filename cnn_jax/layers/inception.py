@@ -225,6 +225,19 @@ def bn_inception_module(n1x1: int, n3x3_reduce: int, n3x3: int, d3x3_reduce: int
       factorised_5x5(d3x3_reduce, d3x3, stride=stride), pool_padding=1)
 
 
+def with_avg_pool_rule(step: Step, count_include_pad: bool) -> Step:
+  """`step` with every average pool inside it (nested branches included) dividing by the
+  full window (`count_include_pad=True`, PyTorch) or by the valid pixels only (False, TF
+  and Keras 'SAME' pooling). The same network in either framework's convention."""
+  if isinstance(step, PoolSpec) and step.kind == "avg":
+    return dataclasses.replace(step, count_include_pad=count_include_pad)
+  if isinstance(step, (MixedSpec, ResidualSpec)):
+    branches = tuple(tuple(with_avg_pool_rule(s, count_include_pad) for s in branch)
+                     for branch in step.branches)
+    return dataclasses.replace(step, branches=branches)
+  return step
+
+
 # ---------------------------------------------------------------------------------------
 # Modules.
 

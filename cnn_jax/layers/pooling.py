@@ -50,8 +50,9 @@ def avg_pool(x: jax.Array, window: int = 3, stride: int = 1, padding: int | str 
   if count_include_pad and not isinstance(pads, str):
     # PyTorch divides by the window clipped to input+symmetric padding, not to ceil overhang.
     sym = ((0, 0),) + tuple((p[0], p[0]) for p in pads[1:3]) + ((0, 0),)
+    # The symmetric padding counts as window (ones), as in PyTorch; ceil overhang does not.
     ones = jnp.pad(jnp.ones((1,) + x.shape[1:3] + (1,), x.dtype),
-                   tuple((a, b) for a, b in sym))
+                   tuple((a, b) for a, b in sym), constant_values=1)
     extra = ((0, 0),) + tuple((0, p[1] - p[0]) for p in pads[1:3]) + ((0, 0),)
     count = lax.reduce_window(ones, zero, lax.add, dims, strides, extra)
   else:

@@ -33,7 +33,8 @@ from cnn_jax.layers.inception import (AuxClassifier, AuxSpec, ConvSpec, LRNSpec,
                                       ResidualSpec, apply_step, asymmetric_nxn,
                                       avg_pool_step, bn_inception_module, conv,
                                       expanded_split, factorised_5x5, googlenet_module,
-                                      grid_reduction, inception_reduction_a, max_pool_step)
+                                      grid_reduction, inception_reduction_a, max_pool_step,
+                                      with_avg_pool_rule)
 from cnn_jax.models.registry import INCEPTION_MEAN, INCEPTION_STD, register
 
 
@@ -49,6 +50,11 @@ class Inception(nn.Module):
   `aux_logits`, an `AuxClassifier` follows each layer named in `aux_after`; its logits
   are sown into 'aux_logits' as aux1, aux2, ... when training (the trainer weights them
   by config.aux_loss_weight); its parameters exist whenever `aux_logits` is set.
+
+  Framework conventions, for imported weights (cnn_jax/convert/inception.py): `bn_scale=
+  False` drops BN's learned scale (Keras's `scale=False`); `pool_count_include_pad`
+  (None: each layout's own rule) sets how every average-pool branch divides at the
+  border, False for TF / Keras 'SAME' pooling, True for PyTorch's.
   """
   layout: Layout
   num_classes: int = 1000
@@ -59,6 +65,8 @@ class Inception(nn.Module):
   aux_head: AuxSpec | None = None
   aux_after: tuple[str, ...] = ()
   dtype: Any = jnp.float32
+  bn_scale: bool = True
+  pool_count_include_pad: bool | None = None
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
@@ -68,10 +76,13 @@ class Inception(nn.Module):
     # blows activations up layer after layer; fan-in He init keeps their scale.
     kernel_init = he_normal_fan_out if self.norm else he_normal_fan_in
     conv_block = functools.partial(ConvNormAct, norm=self.norm, bn_epsilon=self.bn_epsilon,
-                                   kernel_init=kernel_init, dtype=self.dtype)
+                                   bn_scale=self.bn_scale, kernel_init=kernel_init,
+                                   dtype=self.dtype)
     run_aux = self.aux_logits and (train or self.is_initializing())
     for stage, layers in self.layout:
       for name, step in layers:
+        if self.pool_count_include_pad is not None:
+          step = with_avg_pool_rule(step, self.pool_count_include_pad)
         x = apply_step(step, x, train, conv_block, name, self.dtype)
         if run_aux and name in self.aux_after:
           i = self.aux_after.index(name) + 1
