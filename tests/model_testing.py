@@ -7,8 +7,15 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from cnn_jax import models
 from cnn_jax.models import summary
+
+# Tests check shapes and numbers, not speed: LLVM's optimisation passes dominate the
+# compile time of a whole network on CPU, so the model tests compile without them.
+FAST_COMPILE = {"xla_backend_optimization_level": 0}
+
+
+def fast_jit(fn, **kwargs):
+  return jax.jit(fn, compiler_options=FAST_COMPILE, **kwargs)
 
 
 def assert_param_count(name: str, expected: int, **overrides):
@@ -27,8 +34,8 @@ def forward_and_train_step(model, size: int, num_classes: int, batch: int = 2,
   x = jax.random.normal(rng, (batch, size, size, channels))
   y = jnp.arange(batch) % num_classes
   # One jitted init: eager init compiles every initialiser separately (slow on CPU).
-  variables = jax.jit(functools.partial(model.init, train=False))(rng, x)
-  logits = model.apply(variables, x, train=False)
+  variables = fast_jit(functools.partial(model.init, train=False))(rng, x)
+  logits = fast_jit(functools.partial(model.apply, train=False))(variables, x)
   assert logits.shape == (batch, num_classes), logits.shape
   assert np.all(np.isfinite(np.asarray(logits)))
   params = variables["params"]
@@ -42,7 +49,7 @@ def forward_and_train_step(model, size: int, num_classes: int, batch: int = 2,
                                  rngs={"dropout": jax.random.key(1)})
     return optax.softmax_cross_entropy_with_integer_labels(out.astype(jnp.float32), y).mean()
 
-  @jax.jit
+  @fast_jit
   def step(p, o):
     loss, g = jax.value_and_grad(loss_fn)(p)
     u, o = tx.update(g, o, p)

@@ -3,9 +3,6 @@
 import json
 import os
 
-import numpy as np
-import pytest
-
 from conftest import tiny_fashion_config
 from cnn_jax.train.loop import train_and_evaluate
 

@@ -25,60 +25,17 @@ import re
 import numpy as np
 
 from cnn_jax import models
-from cnn_jax.convert.common import (Converted, SourceWeights, Target, flatten_keras_fc,
-                                    flatten_torch_fc, register, torch_conv_kernel,
+from cnn_jax.convert.common import (CAFFE_MEAN, CAFFE_STD, Converted, SourceWeights, Target,
+                                    bgr_to_rgb, flatten_keras_fc, flatten_torch_fc, mismatch,
+                                    put_conv, put_torch_norm, register, torch_conv_kernel,
                                     torch_dense_kernel)
 from cnn_jax.models import classic as family
 from cnn_jax.models.registry import IMAGENET_MEAN, IMAGENET_STD
-
-# Keras 'caffe' preprocessing as (rgb01 - mean) / std, once the first conv takes RGB.
-CAFFE_MEAN = (123.68 / 255, 116.779 / 255, 103.939 / 255)
-CAFFE_STD = (1 / 255, 1 / 255, 1 / 255)
 
 TORCHVISION = {"alexnet_torchvision": "alexnet", "vgg11": "vgg11", "vgg13": "vgg13",
                "vgg16": "vgg16", "vgg19": "vgg19", "vgg11_bn": "vgg11_bn",
                "vgg13_bn": "vgg13_bn", "vgg16_bn": "vgg16_bn", "vgg19_bn": "vgg19_bn"}
 KERAS = {"vgg16": "VGG16", "vgg19": "VGG19"}
-
-
-# --- helpers shared with the other converters of this group (resnet.py) ----------------
-
-def bgr_to_rgb(kernel: np.ndarray) -> np.ndarray:
-  """An HWIO first-layer kernel trained on BGR inputs, rewritten to take RGB."""
-  return kernel[:, :, ::-1, :]
-
-
-def put_conv(target: Target, prefix: str, kernel: np.ndarray,
-             bias: np.ndarray | None = None) -> None:
-  """HWIO `kernel` (and `bias`) into the `Conv` at `prefix` ('stage1_block1/conv1/conv')."""
-  target.put(f"params/{prefix}/kernel", kernel)
-  if bias is not None:
-    target.put(f"params/{prefix}/bias", bias)
-
-
-def put_norm(target: Target, prefix: str, scale, bias, mean, var) -> None:
-  """BatchNorm statistics into our `BatchNorm` at `prefix` ('conv1/norm')."""
-  target.put(f"params/{prefix}/bn/scale", scale)
-  target.put(f"params/{prefix}/bn/bias", bias)
-  target.put(f"batch_stats/{prefix}/bn/mean", mean)
-  target.put(f"batch_stats/{prefix}/bn/var", var)
-
-
-def put_torch_norm(target: Target, prefix: str, src: SourceWeights, key: str) -> None:
-  """torch BatchNorm2d `key` ('bn1') into our BatchNorm at `prefix`."""
-  put_norm(target, prefix, src.take(f"{key}.weight"), src.take(f"{key}.bias"),
-           src.take(f"{key}.running_mean"), src.take(f"{key}.running_var"))
-
-
-def put_keras_norm(target: Target, prefix: str, src: SourceWeights, key: str) -> None:
-  """Keras BatchNormalization `key` ('conv1_bn') into our BatchNorm at `prefix`."""
-  put_norm(target, prefix, src.take(f"{key}/gamma"), src.take(f"{key}/beta"),
-           src.take(f"{key}/moving_mean"), src.take(f"{key}/moving_variance"))
-
-
-def mismatch(source: str, name: str, theirs: str, ours: str) -> ValueError:
-  return ValueError(f"{source} weights do not fit {name!r}: the weights have {theirs}, "
-                    f"{name} has {ours}; convert them into the registry model they came from")
 
 
 # --- AlexNet / VGG ---------------------------------------------------------------------

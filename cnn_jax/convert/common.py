@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Mapping
 
 import jax
 import jax.numpy as jnp
@@ -223,3 +223,48 @@ def flatten_keras_fc(w: np.ndarray, h: int, w_: int, c: int) -> np.ndarray:
 def flatten_torch_fc(w: np.ndarray, h: int, w_: int, c: int) -> np.ndarray:
   """A Linear weight after PyTorch's NCHW flatten (out, c*h*w) -> conv kernel (h, w, c, out)."""
   return np.transpose(w.reshape(w.shape[0], c, h, w_), (2, 3, 1, 0))
+
+
+# Keras 'caffe' preprocessing as (rgb01 - mean) / std, once the first conv takes RGB.
+CAFFE_MEAN = (123.68 / 255, 116.779 / 255, 103.939 / 255)
+CAFFE_STD = (1 / 255, 1 / 255, 1 / 255)
+
+
+# --- writing our blocks, shared by every family's converter ---------------------------
+
+def bgr_to_rgb(kernel: np.ndarray) -> np.ndarray:
+  """An HWIO first-layer kernel trained on BGR inputs, rewritten to take RGB."""
+  return kernel[:, :, ::-1, :]
+
+
+def put_conv(target: Target, prefix: str, kernel: np.ndarray,
+             bias: np.ndarray | None = None) -> None:
+  """HWIO `kernel` (and `bias`) into the `Conv` at `prefix` ('stage1_block1/conv1/conv')."""
+  target.put(f"params/{prefix}/kernel", kernel)
+  if bias is not None:
+    target.put(f"params/{prefix}/bias", bias)
+
+
+def put_norm(target: Target, prefix: str, scale, bias, mean, var) -> None:
+  """BatchNorm statistics into our `BatchNorm` at `prefix` ('conv1/norm')."""
+  target.put(f"params/{prefix}/bn/scale", scale)
+  target.put(f"params/{prefix}/bn/bias", bias)
+  target.put(f"batch_stats/{prefix}/bn/mean", mean)
+  target.put(f"batch_stats/{prefix}/bn/var", var)
+
+
+def put_torch_norm(target: Target, prefix: str, src: SourceWeights, key: str) -> None:
+  """torch BatchNorm2d `key` ('bn1') into our BatchNorm at `prefix`."""
+  put_norm(target, prefix, src.take(f"{key}.weight"), src.take(f"{key}.bias"),
+           src.take(f"{key}.running_mean"), src.take(f"{key}.running_var"))
+
+
+def put_keras_norm(target: Target, prefix: str, src: SourceWeights, key: str) -> None:
+  """Keras BatchNormalization `key` ('conv1_bn') into our BatchNorm at `prefix`."""
+  put_norm(target, prefix, src.take(f"{key}/gamma"), src.take(f"{key}/beta"),
+           src.take(f"{key}/moving_mean"), src.take(f"{key}/moving_variance"))
+
+
+def mismatch(source: str, name: str, theirs: str, ours: str) -> ValueError:
+  return ValueError(f"{source} weights do not fit {name!r}: the weights have {theirs}, "
+                    f"{name} has {ours}; convert them into the registry model they came from")

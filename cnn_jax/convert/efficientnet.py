@@ -22,8 +22,8 @@ std`; our model does not embed it.
 from __future__ import annotations
 
 from cnn_jax import models
-from cnn_jax.convert.classic import mismatch, put_conv
-from cnn_jax.convert.common import Converted, SourceWeights, Target, register, torch_dense_kernel
+from cnn_jax.convert.common import (Converted, SourceWeights, Target, mismatch, put_conv,
+                                    register, torch_dense_kernel)
 from cnn_jax.convert.mobilenet import (indexed, keras_bn_overrides, keras_check_same_padding,
                                        keras_input_normalisation, put_keras_conv_bn,
                                        put_keras_inverted_residuals, put_torch_conv_bn,

@@ -32,8 +32,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from cnn_jax import models
-from cnn_jax.convert.classic import mismatch, put_conv, put_keras_norm, put_torch_norm
 from cnn_jax.convert.common import (Converted, SourceWeights, Target, keras_depthwise_kernel,
+                                    mismatch, put_conv, put_keras_norm, put_torch_norm,
                                     register, torch_conv_kernel, torch_dense_kernel)
 from cnn_jax.models.registry import IMAGENET_MEAN, IMAGENET_STD
 

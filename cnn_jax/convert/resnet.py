@@ -18,10 +18,10 @@ from __future__ import annotations
 import re
 
 from cnn_jax import models
-from cnn_jax.convert.classic import (CAFFE_MEAN, CAFFE_STD, bgr_to_rgb, mismatch, put_conv,
-                                     put_keras_norm, put_torch_norm)
-from cnn_jax.convert.common import (Converted, SourceWeights, Target, register,
-                                    torch_conv_kernel, torch_dense_kernel)
+from cnn_jax.convert.common import (CAFFE_MEAN, CAFFE_STD, Converted, SourceWeights, Target,
+                                    bgr_to_rgb, mismatch, put_conv, put_keras_norm,
+                                    put_torch_norm, register, torch_conv_kernel,
+                                    torch_dense_kernel)
 from cnn_jax.layers import Bottleneck
 from cnn_jax.models.registry import IMAGENET_MEAN, IMAGENET_STD
 

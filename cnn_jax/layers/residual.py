@@ -9,7 +9,6 @@ import jax
 import jax.numpy as jnp
 
 from cnn_jax.layers.conv import ConvNormAct
-from cnn_jax.layers.pooling import avg_pool
 
 Dtype = Any
 

@@ -10,7 +10,7 @@ starts at every stride-2 block), and 'pre_logits' from the head.
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import flax.linen as nn
 import jax
