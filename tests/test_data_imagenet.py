@@ -168,9 +168,9 @@ def test_scale_crop_windows_follow_the_papers():
   calls = []
   real = ip._decode_window
 
-  def spy(image_bytes, oy, ox, h, w):
+  def spy(image_bytes, oy, ox, h, w, dct_method=ip.EVAL_DCT):
     calls.append(int(h))
-    return real(image_bytes, oy, ox, h, w)
+    return real(image_bytes, oy, ox, h, w, dct_method)
 
   ip._decode_window = spy
   try:

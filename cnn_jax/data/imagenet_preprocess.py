@@ -37,10 +37,18 @@ def _resize(image, size: int, method: str):
   return tf.clip_by_value(image, 0.0, 255.0)  # bicubic overshoots
 
 
-def _decode_window(image_bytes, oy, ox, h, w):
+# Training crops decode with libjpeg's fast integer IDCT: ~30% less decode time, pixel
+# differences of a few levels at most, far below the augmentation's own changes.
+# Evaluation keeps the accurate IDCT, so reported accuracies use the exact pixels.
+TRAIN_DCT = "INTEGER_FAST"
+EVAL_DCT = ""  # TF's default: libjpeg's accurate integer IDCT
+
+
+def _decode_window(image_bytes, oy, ox, h, w, dct_method: str = EVAL_DCT):
   tf = _tf()
   window = tf.stack([oy, ox, h, w])
-  return tf.image.decode_and_crop_jpeg(image_bytes, window, channels=3)
+  return tf.image.decode_and_crop_jpeg(image_bytes, window, channels=3,
+                                       dct_method=dct_method)
 
 
 def _jpeg_hw(image_bytes):
@@ -87,7 +95,7 @@ def decode_and_scale_crop(image_bytes, rng_seed, size: int, short_side_range,
                  tf.int32)
   side = tf.clip_by_value(side, 1, short)
   oy, ox = _random_offset(h - side, y_seed), _random_offset(w - side, x_seed)
-  image = _decode_window(image_bytes, oy, ox, side, side)
+  image = _decode_window(image_bytes, oy, ox, side, side, TRAIN_DCT)
   return _resize(tf.cast(image, tf.float32), size, method)
 
 
@@ -104,7 +112,7 @@ def decode_and_alexnet_crop(image_bytes, rng_seed, size: int, resize: int,
   oy0, ox0 = (h - short) // 2, (w - short) // 2
   oy = oy0 + _random_offset(short - side, y_seed)
   ox = ox0 + _random_offset(short - side, x_seed)
-  image = _decode_window(image_bytes, oy, ox, side, side)
+  image = _decode_window(image_bytes, oy, ox, side, side, TRAIN_DCT)
   return _resize(tf.cast(image, tf.float32), size, method)
 
 
@@ -126,7 +134,7 @@ def decode_and_inception_crop(image_bytes, rng_seed, size: int,
   cy, cx, cs, _ = center_window(shape[0], shape[1], crop_fraction)
   oy, ox = tf.where(failed, cy, oy), tf.where(failed, cx, ox)
   ch, cw = tf.where(failed, cs, ch), tf.where(failed, cs, cw)
-  image = _decode_window(image_bytes, oy, ox, ch, cw)
+  image = _decode_window(image_bytes, oy, ox, ch, cw, TRAIN_DCT)
   return _resize(tf.cast(image, tf.float32), size, method)
 
 
@@ -141,7 +149,8 @@ def pca_lighting(image, rng_seed, sigma: float = 0.1):
   alpha = tf.random.stateless_normal([3], rng_seed, stddev=sigma)
   rgb = tf.linalg.matvec(tf.constant(PCA_EIGVEC, tf.float32),
                          alpha * tf.constant(PCA_EIGVAL, tf.float32))
-  return tf.clip_by_value(image + 255.0 * rgb, 0.0, 255.0)
+  # bias_add, not `image + rgb`: TF's broadcast over a trailing 3 is ~4x slower.
+  return tf.clip_by_value(tf.nn.bias_add(image, 255.0 * rgb), 0.0, 255.0)
 
 
 def inception_color(image, rng_seed):

