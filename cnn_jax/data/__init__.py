@@ -123,6 +123,19 @@ class Input:
     return self._eval_fn()
 
 
+def _local_eval_batch(config, process_count: int) -> int:
+  """Per-process eval batch; with `eval_max_examples` no larger than those examples need
+  (rounded up to the local devices), so a smoke run does not pad to a 1000-image batch."""
+  local = config.eval_batch_size // process_count
+  max_examples = config.get("eval_max_examples", -1)
+  if max_examples > 0:
+    import jax
+    devices = jax.local_device_count()
+    needed = -(-max_examples // process_count)
+    local = min(local, -(-needed // devices) * devices)
+  return local
+
+
 def _preprocess_fn(ds_info: DatasetInfo, image_size: int, mean, std, augment_name: str):
   import tensorflow as tf
   aug = augment.get(augment_name)
@@ -148,7 +161,7 @@ def create_input(config, *, model_spec, process_index: int = 0,
   std = ds_info.std or model_spec.std
   pre = _preprocess_fn(ds_info, config.image_size, mean, std, config.augment)
   local_train = config.batch_size // process_count
-  local_eval = config.eval_batch_size // process_count
+  local_eval = _local_eval_batch(config, process_count)
   num_train = builder.info.splits[ds_info.train_split].num_examples
 
   def train_fn(start_step):
@@ -192,7 +205,7 @@ def _create_jpeg_input(config, ds_info: DatasetInfo, model_spec, process_index: 
   protocol = config.get("eval_protocol", "center")
   scales = config.get("eval_scales", None)
   local_train = config.batch_size // process_count
-  local_eval = config.eval_batch_size // process_count
+  local_eval = _local_eval_batch(config, process_count)
   num_train = builder.info.splits[ds_info.train_split].num_examples
   mixup, cutmix = config.get("mixup_alpha", 0.0), config.get("cutmix_alpha", 0.0)
   batch_fn = None
