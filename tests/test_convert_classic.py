@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from cnn_jax import convert
-from convert_testing import (ATOL, assert_logits_match, input_batch, keras_logits,
-                             keras_model, torch_logits, torchvision_model)
+from convert_testing import (assert_logits_match, input_batch, keras_logits, keras_model,
+                             ours_logits, torch_logits, torchvision_model)
 
 SIZE = 224
 
@@ -16,23 +16,13 @@ TORCHVISION = ["alexnet_torchvision", "vgg11", "vgg13", "vgg16", "vgg19", "vgg11
                "vgg13_bn", "vgg16_bn", "vgg19_bn"]
 
 
-def _ours(result, x):
-  return result.model().apply(result.variables, x, train=False)
-
-
-def _match(ours, theirs):
-  # A wrong mapping moves logits by about their own size: keep that far above the bound.
-  assert np.abs(theirs).max() > 100 * ATOL, "logits too small for the test to discriminate"
-  return assert_logits_match(ours, theirs)
-
-
 @pytest.mark.parametrize("name", TORCHVISION)
 def test_torchvision_classic_matches(name):
   source = torchvision_model(convert.SOURCE_BUILDERS["torchvision"][name])
   result = convert.convert("torchvision", name, source.state_dict())
   assert result.overrides == {} and result.num_classes == 1000
-  x = input_batch(SIZE, batch=1)
-  _match(_ours(result, x), torch_logits(source, x))
+  x = input_batch(SIZE)
+  assert_logits_match(ours_logits(result, x), torch_logits(source, x))
 
 
 @pytest.mark.parametrize("name", ["vgg16", "vgg19"])
@@ -41,8 +31,9 @@ def test_keras_vgg_matches(name):
   result = convert.convert("keras", name, source)
   # Caffe mode: Keras takes BGR, ours the same pixels as RGB (conv1 is flipped); pixels
   # are on a 0-255 scale (std ~64), which keeps the Glorot-initialised logits away from 0.
-  x = 64 * input_batch(SIZE, batch=1)
-  _match(_ours(result, x), keras_logits(source, np.ascontiguousarray(x[..., ::-1])))
+  x = 64 * input_batch(SIZE)
+  theirs = keras_logits(source, np.ascontiguousarray(x[..., ::-1]))
+  assert_logits_match(ours_logits(result, x), theirs)
 
 
 def test_wrong_model_is_a_clear_error():

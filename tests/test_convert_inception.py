@@ -5,7 +5,6 @@ Inception v3 / Inception-ResNet v2)."""
 import functools
 import json
 
-import jax
 import numpy as np
 import pytest
 
@@ -13,7 +12,8 @@ from cnn_jax import convert, models
 from cnn_jax.layers import ConvNormAct
 from cnn_jax.layers.inception import AuxClassifier
 from cnn_jax.layers.pooling import avg_pool
-from convert_testing import (assert_logits_match, input_batch, keras_logits, keras_model,
+from convert_testing import (assert_logits_match, he_scaled_keras, he_scaled_torch,
+                             input_batch, keras_logits, keras_model, ours_logits,
                              torch_logits, torchvision_model)
 
 # ours -> torchvision builder; the torchvision source is built with transform_input=False
@@ -23,48 +23,11 @@ KERAS = {"inception_v3": "InceptionV3", "inception_resnet_v2": "InceptionResNetV
 KERAS_HE_SCALED = {"inception_v3"}  # see _he_scaled_keras
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _fast_xla_compiles():
-  """Compile-bound on CPU (100-250 convs at 75 px): skip XLA's optimisation passes."""
-  old = jax.config.read("jax_disable_most_optimizations")
-  jax.config.update("jax_disable_most_optimizations", True)
-  yield
-  jax.config.update("jax_disable_most_optimizations", old)
-
-
-def _he_scaled_torch(model):
-  """The shared helpers' random convs keep torch's default init (variance 1 / (3 fan_in)),
-  under which 20+ conv-BN-ReLU layers shrink the input's trace in the logits to ~1e-8, so
-  a wrong stem would still "match" to 1e-4. Rescaled to He's 2 / fan_in (ReLU-preserving),
-  the two images' logits differ by ~10% of their scale; `_sees_input` checks that."""
-  import torch
-  with torch.no_grad():
-    for m in model.modules():
-      if isinstance(m, torch.nn.Conv2d):
-        m.weight.mul_((2.0 / m.weight[0].numel()) ** 0.5 / m.weight.std())
-  return model
-
-
 def _he_scaled_keras(model):
-  """As `_he_scaled_torch`, for Keras's Glorot-uniform convs. Only for plain (non-residual)
-  networks: Inception-ResNet-v2's identity paths carry the input to the logits already,
-  and at He scale its 40 residual sums grow the logits ~30x (and float32 rounding too)."""
-  import keras
-  for layer in model.layers:
-    if isinstance(layer, keras.layers.Conv2D):
-      w = np.asarray(layer.kernel)
-      layer.kernel.assign(w * (2.0 / np.prod(w.shape[:3])) ** 0.5 / w.std())
-  return model
-
-
-def _sees_input(logits):
-  """The two images of the batch give visibly different logits."""
-  logits = np.asarray(logits)
-  assert np.abs(logits[0] - logits[1]).max() > 0.01 * np.abs(logits).max()
-
-
-def _ours(result, x):
-  return np.asarray(result.model().apply(result.variables, x, train=False))
+  """`he_scaled_keras`, only for plain (non-residual) networks: Inception-ResNet-v2's
+  identity paths carry the input to the logits already, and at He scale its 40 residual
+  sums grow the logits ~30x (and float32 rounding too)."""
+  return he_scaled_keras(model)
 
 
 def _size(name):
@@ -74,7 +37,7 @@ def _size(name):
 @pytest.mark.parametrize("aux", [True, False], ids=["aux", "no_aux"])
 @pytest.mark.parametrize("name", sorted(TORCHVISION))
 def test_torchvision_inception_matches(name, aux):
-  source = _he_scaled_torch(torchvision_model(TORCHVISION[name], aux_logits=aux,
+  source = he_scaled_torch(torchvision_model(TORCHVISION[name], aux_logits=aux,
                                               transform_input=False, init_weights=False))
   x = input_batch(_size(name))
   result = convert.convert("torchvision", name, source.state_dict())
@@ -84,8 +47,7 @@ def test_torchvision_inception_matches(name, aux):
   assert result.mean == result.std == (0.5, 0.5, 0.5)
   assert json.loads(json.dumps(result.metadata()))["overrides"] == result.overrides
   theirs = torch_logits(source, x)
-  _sees_input(theirs)
-  assert_logits_match(_ours(result, x), theirs)
+  assert_logits_match(ours_logits(result, x), theirs)
 
 
 # (torchvision module, our head, its input: channels and the paper-resolution grid).
@@ -99,7 +61,7 @@ def test_torchvision_aux_heads_match(name, theirs, ours, channels, grid):
   """The aux heads (GoogLeNet's NCHW-flattened FC 1 included) on a feature map of the
   paper's size, both heads in eval mode (running BN statistics, no dropout)."""
   torch = pytest.importorskip("torch")
-  source = _he_scaled_torch(torchvision_model(TORCHVISION[name], aux_logits=True,
+  source = he_scaled_torch(torchvision_model(TORCHVISION[name], aux_logits=True,
                                               transform_input=False, init_weights=False))
   result = convert.convert("torchvision", name, source.state_dict())
   model = result.model()
@@ -109,7 +71,6 @@ def test_torchvision_aux_heads_match(name, theirs, ours, channels, grid):
   x = np.random.default_rng(0).standard_normal((2, grid, grid, channels), np.float32)
   with torch.no_grad():
     theirs_out = getattr(source, theirs)(torch.from_numpy(x.transpose(0, 3, 1, 2).copy()))
-  _sees_input(theirs_out.numpy())
   assert_logits_match(head.apply(head_vars, x, train=False), theirs_out.numpy())
 
 
@@ -117,15 +78,14 @@ def test_torchvision_released_input_convention():
   """torchvision's released weights run with transform_input=True: torchvision fed an
   ImageNet-normalised image equals ours fed the same image with the converter's mean/std."""
   name = "googlenet_torchvision"
-  source = _he_scaled_torch(torchvision_model("googlenet", transform_input=True,
+  source = he_scaled_torch(torchvision_model("googlenet", transform_input=True,
                                               init_weights=False))
   rgb01 = np.random.default_rng(1).random((2, 32, 32, 3), dtype=np.float32)
   imagenet = (rgb01 - np.float32(models.IMAGENET_MEAN)) / np.float32(models.IMAGENET_STD)
   result = convert.convert("torchvision", name, source.state_dict())
   ours_in = (rgb01 - np.float32(result.mean)) / np.float32(result.std)
   theirs = torch_logits(source, imagenet)
-  _sees_input(theirs)
-  assert_logits_match(_ours(result, ours_in), theirs)
+  assert_logits_match(ours_logits(result, ours_in), theirs)
 
 
 @pytest.fixture(scope="module")
@@ -155,8 +115,7 @@ def test_keras_inception_matches(name, keras_sources):
   assert result.num_classes == 1000
   assert json.loads(json.dumps(result.metadata()))["overrides"] == result.overrides
   theirs = keras_logits(source, x)
-  _sees_input(theirs)
-  assert_logits_match(_ours(result, x), theirs)
+  assert_logits_match(ours_logits(result, x), theirs)
 
 
 def test_wrong_pairing_is_a_clear_error(keras_sources):
