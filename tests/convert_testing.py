@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 
 import jax
 import numpy as np
@@ -165,6 +166,11 @@ def keras_model(builder: str, seed: int = 0, **kwargs):
   from cnn_jax.convert import keras_module
   keras = keras_module()
   keras.utils.set_random_seed(seed)
+  if "tensorflow" in sys.modules:
+    # set_random_seed also sets TF's global seed; with it at 0, TF's own get_seed fails on
+    # the tensor seeds of the input pipeline's per-epoch shuffle (in later tests of the
+    # same process). Nothing here uses TF's random ops.
+    sys.modules["tensorflow"].random.set_seed(None)
   kwargs.setdefault("classifier_activation", None)  # logits, not softmax
   with numpy_keras_initialisers(seed):
     model = getattr(keras.applications, builder)(weights=None, **kwargs)

@@ -20,9 +20,9 @@ BRANCH_SCALE = 0.2
 
 
 def _torchvision_resnet(name):
+  source = torchvision_model(convert.SOURCE_BUILDERS["torchvision"][name])  # skips w/o torch
   import torch
   import torchvision
-  source = torchvision_model(convert.SOURCE_BUILDERS["torchvision"][name])
   blocks = torchvision.models.resnet
   with torch.no_grad():
     for m in source.modules():
