@@ -88,10 +88,8 @@ def main(argv) -> None:
       size = weights.input_shape[1]
     x = np.random.default_rng(0).standard_normal((2, size, size, 3)).astype(np.float32)
     ours = np.asarray(result.model().apply(result.variables, x, train=False))
-    # Ours takes RGB; Keras 'caffe' models take BGR (converters flip the first conv).
-    rgb_mean = tuple(result.mean) == tuple(c / 255 for c in (123.68, 116.779, 103.939))
     theirs = _source_logits(source, name, weights, result.num_classes,
-                            x[..., ::-1] if source == "keras" and rgb_mean else x)
+                            x[..., ::-1] if result.source_bgr else x)
     print(f"verify: max |logit difference| {float(np.max(np.abs(ours - theirs))):.3g} "
           f"at {size} px")
   checkpoint.save_pretrained(_OUT.value, result.variables, result.metadata())

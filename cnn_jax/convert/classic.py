@@ -132,4 +132,4 @@ def from_keras(name: str, src: SourceWeights) -> Converted:
                [(src.take(f"{k}/kernel"), src.take(f"{k}/bias"))
                 for k in ("fc2", "predictions")])
   return Converted(name=name, source="keras", overrides={}, variables=target.variables(),
-                   num_classes=num_classes, mean=CAFFE_MEAN, std=CAFFE_STD)
+                   num_classes=num_classes, mean=CAFFE_MEAN, std=CAFFE_STD, source_bgr=True)

@@ -28,7 +28,9 @@ class Converted:
   """A source model expressed as a registry model plus the overrides its conventions need.
 
   `mean`/`std` say how the converted model expects its input: `(rgb01 - mean) / std`
-  per channel, where `rgb01` is an RGB image scaled to [0, 1].
+  per channel, where `rgb01` is an RGB image scaled to [0, 1]. `source_bgr`: the source
+  model took BGR (Keras 'caffe' mode); ours takes RGB (its first conv is flipped), so the
+  source must be fed `x[..., ::-1]` to compare.
   """
   name: str
   source: str
@@ -37,6 +39,7 @@ class Converted:
   num_classes: int
   mean: tuple[float, ...]
   std: tuple[float, ...]
+  source_bgr: bool = False
 
   def model(self, dtype=jnp.float32):
     return models.create(self.name, num_classes=self.num_classes, dtype=dtype,
@@ -246,8 +249,10 @@ def put_conv(target: Target, prefix: str, kernel: np.ndarray,
 
 
 def put_norm(target: Target, prefix: str, scale, bias, mean, var) -> None:
-  """BatchNorm statistics into our `BatchNorm` at `prefix` ('conv1/norm')."""
-  target.put(f"params/{prefix}/bn/scale", scale)
+  """BatchNorm statistics into our `BatchNorm` at `prefix` ('conv1/norm'); `scale=None`
+  for a BN without a learned scale (Keras's scale=False)."""
+  if scale is not None:
+    target.put(f"params/{prefix}/bn/scale", scale)
   target.put(f"params/{prefix}/bn/bias", bias)
   target.put(f"batch_stats/{prefix}/bn/mean", mean)
   target.put(f"batch_stats/{prefix}/bn/var", var)

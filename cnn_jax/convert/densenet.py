@@ -25,7 +25,7 @@ from __future__ import annotations
 import re
 
 from cnn_jax import models
-from cnn_jax.convert.common import (Converted, SourceWeights, Target, register,
+from cnn_jax.convert.common import (Converted, SourceWeights, Target, put_norm, register,
                                     torch_conv_kernel, torch_dense_kernel)
 from cnn_jax.models.registry import IMAGENET_MEAN, IMAGENET_STD
 
@@ -55,13 +55,6 @@ def _layer_names(block_sizes):
       yield f"transition{i}/reduce/norm", ("transition", i, "norm")
       yield f"transition{i}/reduce/conv", ("transition", i, "conv")
   yield "final_norm", ("final", "norm")
-
-
-def _put_bn(target: Target, ours: str, scale, bias, mean, var) -> None:
-  target.put(f"params/{ours}/bn/scale", scale)
-  target.put(f"params/{ours}/bn/bias", bias)
-  target.put(f"batch_stats/{ours}/bn/mean", mean)
-  target.put(f"batch_stats/{ours}/bn/var", var)
 
 
 def _target(name: str, num_classes: int, overrides: dict):
@@ -103,7 +96,7 @@ def from_torchvision(name: str, w: SourceWeights) -> Converted:
     if ours.endswith("conv"):
       target.put(f"params/{ours}/kernel", torch_conv_kernel(_torch_take(w, f"{src}.weight")))
     else:
-      _put_bn(target, ours, *(_torch_take(w, f"{src}.{p}")
+      put_norm(target, ours, *(_torch_take(w, f"{src}.{p}")
                               for p in ("weight", "bias", "running_mean", "running_var")))
   target.put("params/head/fc/kernel", torch_dense_kernel(_torch_take(w, "classifier.weight")))
   target.put("params/head/fc/bias", _torch_take(w, "classifier.bias"))
@@ -151,7 +144,7 @@ def from_keras(name: str, w: SourceWeights) -> Converted:
     if ours.endswith("conv"):
       target.put(f"params/{ours}/kernel", w.take(f"{src}/kernel"))
     else:
-      _put_bn(target, ours, *(w.take(f"{src}/{p}")
+      put_norm(target, ours, *(w.take(f"{src}/{p}")
                               for p in ("gamma", "beta", "moving_mean", "moving_variance")))
   target.put("params/head/fc/kernel", w.take("predictions/kernel"))
   target.put("params/head/fc/bias", w.take("predictions/bias"))

@@ -39,8 +39,8 @@ import numpy as np
 
 from cnn_jax import models
 from cnn_jax.convert.common import (SOURCE_BUILDERS, Converted, SourceWeights, Target,
-                                    flatten_torch_fc, register, torch_conv_kernel,
-                                    torch_dense_kernel)
+                                    flatten_torch_fc, put_conv, put_norm, put_torch_norm,
+                                    register, torch_conv_kernel, torch_dense_kernel)
 from cnn_jax.layers.conv import BatchNorm, Conv, resolve_padding
 from cnn_jax.layers.inception import InceptionResidual
 from cnn_jax.models.inception import GOOGLENET_AUX_TORCHVISION, GOOGLENET_MODULES
@@ -53,11 +53,8 @@ TORCHVISION_BN_EPSILON = 1e-3      # BasicConv2d in torchvision's googlenet / in
 
 def _torch_conv_bn(src: SourceWeights, tgt: Target, theirs: str, ours: str) -> None:
   """torchvision BasicConv2d (`theirs.conv`, `theirs.bn`) -> our ConvNormAct `ours`."""
-  tgt.put(f"params/{ours}/conv/kernel", torch_conv_kernel(src.take(f"{theirs}.conv.weight")))
-  tgt.put(f"params/{ours}/norm/bn/scale", src.take(f"{theirs}.bn.weight"))
-  tgt.put(f"params/{ours}/norm/bn/bias", src.take(f"{theirs}.bn.bias"))
-  tgt.put(f"batch_stats/{ours}/norm/bn/mean", src.take(f"{theirs}.bn.running_mean"))
-  tgt.put(f"batch_stats/{ours}/norm/bn/var", src.take(f"{theirs}.bn.running_var"))
+  put_conv(tgt, f"{ours}/conv", torch_conv_kernel(src.take(f"{theirs}.conv.weight")))
+  put_torch_norm(tgt, f"{ours}/norm", src, f"{theirs}.bn")
 
 
 def _torch_dense(src: SourceWeights, tgt: Target, theirs: str, ours: str,
@@ -278,11 +275,9 @@ def _keras_pair(src: SourceWeights, tgt: Target, path: str, module, layer, name:
     if layer.use_bias:
       tgt.put(f"params/{path}/bias", src.take(layer.bias.path))
   elif isinstance(module, BatchNorm) and kind == "BatchNormalization":
-    if layer.scale:
-      tgt.put(f"params/{path}/bn/scale", src.take(layer.gamma.path))
-    tgt.put(f"params/{path}/bn/bias", src.take(layer.beta.path))
-    tgt.put(f"batch_stats/{path}/bn/mean", src.take(layer.moving_mean.path))
-    tgt.put(f"batch_stats/{path}/bn/var", src.take(layer.moving_variance.path))
+    put_norm(tgt, path, src.take(layer.gamma.path) if layer.scale else None,
+             src.take(layer.beta.path), src.take(layer.moving_mean.path),
+             src.take(layer.moving_variance.path))
   elif isinstance(module, nn.Dense) and kind == "Dense":
     tgt.put(f"params/{path}/kernel", src.take(layer.kernel.path))
     tgt.put(f"params/{path}/bias", src.take(layer.bias.path))

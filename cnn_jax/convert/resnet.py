@@ -128,4 +128,4 @@ def from_keras(name: str, src: SourceWeights) -> Converted:
   target.put("params/head/fc/bias", src.take("predictions/bias"))
   return Converted(name=name, source="keras", overrides=overrides,
                    variables=target.variables(), num_classes=num_classes,
-                   mean=CAFFE_MEAN, std=CAFFE_STD)
+                   mean=CAFFE_MEAN, std=CAFFE_STD, source_bgr=True)
