@@ -8,14 +8,32 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from cnn_jax import platform  # noqa: E402
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# Tests check shapes, numbers and behaviour, never speed: XLA's backend optimisations off
+# cut compile time (most of a test's time) by ~2x and leave the arithmetic the same.
+FAST_COMPILE_FLAG = "--xla_backend_optimization_level=0"
+XLA_CACHE_DIR = os.path.join(os.environ.get("TMPDIR", "/tmp"), "cnn_jax_test_xla_cache")
+os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {FAST_COMPILE_FLAG}".strip()
 platform.configure_cpu()  # the same XLA CPU settings as `python -m cnn_jax.main`
+
+
+def subprocess_env(devices: int = 1, fast_compile: bool = True) -> dict:
+  """Environment for a test's `python -m cnn_jax...` subprocess: `devices` simulated CPU
+  devices, fast compiles (unless the test compares layouts step by step: unoptimised
+  programs round differently enough that 20 steps of SGD drift apart by 0.5%), and the
+  session's persistent compilation cache (identical programs in several subprocesses,
+  e.g. a reference run, compile once)."""
+  flags = f"--xla_force_host_platform_device_count={devices}"
+  return dict(os.environ, PYTHONPATH=ROOT, JAX_PLATFORMS="cpu",
+              XLA_FLAGS=f"{flags} {FAST_COMPILE_FLAG}" if fast_compile else flags,
+              JAX_COMPILATION_CACHE_DIR=XLA_CACHE_DIR,
+              JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0.5")
 
 import jax  # noqa: E402
 
 # Identical programs compiled by several tests (e.g. the runs of the resume test) are
 # compiled once per session.
-jax.config.update("jax_compilation_cache_dir",
-                  os.path.join(os.environ.get("TMPDIR", "/tmp"), "cnn_jax_test_xla_cache"))
+jax.config.update("jax_compilation_cache_dir", XLA_CACHE_DIR)
 jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
 # XLA:CPU compiles the partitionable threefry ~8x slower (~3 s per parameter shape on 2
 # cores); tests never depend on particular random values, only on agreement within a run.

@@ -11,6 +11,7 @@ import tarfile
 
 import numpy as np
 import pytest
+from conftest import subprocess_env
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NUM_VAL = 6
@@ -61,8 +62,7 @@ def make_fake_imagenet(manual_dir: str) -> list[str]:
 
 
 def run(module, *args, timeout=240):
-  env = dict(os.environ, PYTHONPATH=ROOT, XLA_FLAGS="--xla_force_host_platform_device_count=1")
-  return subprocess.run([sys.executable, "-m", module, *args], cwd=ROOT, env=env,
+  return subprocess.run([sys.executable, "-m", module, *args], cwd=ROOT, env=subprocess_env(),
                         capture_output=True, text=True, timeout=timeout)
 
 

@@ -5,14 +5,14 @@ import subprocess
 import sys
 
 import pytest
+from conftest import subprocess_env
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def run_main(*args, devices: int = 1, timeout: int = 120):
-  env = dict(os.environ, PYTHONPATH=ROOT,
-             XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}")
-  return subprocess.run([sys.executable, "-m", "cnn_jax.main", *args], cwd=ROOT, env=env,
+  return subprocess.run([sys.executable, "-m", "cnn_jax.main", *args], cwd=ROOT,
+                        env=subprocess_env(devices),
                         capture_output=True, text=True, timeout=timeout)
 
 

@@ -8,13 +8,14 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import subprocess_env
 
 WORKER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "parallel_worker.py")
 
 
 def _env(devices):
-  return dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}",
-              JAX_PLATFORMS="cpu")
+  # The production compiler settings: these tests compare layouts step by step.
+  return subprocess_env(devices, fast_compile=False)
 
 
 def _result(stdout):

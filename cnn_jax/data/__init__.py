@@ -77,7 +77,9 @@ def dataset_builder(name: str, config, *, build: bool = True):
 def extra_eval_names(config) -> tuple[str, ...]:
   """`config.extra_eval_datasets`: evaluation sets besides the dataset's own split."""
   names = config.get("extra_eval_datasets", ()) or ()
-  return tuple(names.split(",") if isinstance(names, str) else names)
+  names = (names,) if isinstance(names, str) else names
+  # `--config.extra_eval_datasets=a,b` arrives as the one-element tuple ('a,b',).
+  return tuple(n.strip() for entry in names for n in entry.split(",") if n.strip())
 
 
 def prepare(config):
@@ -96,7 +98,7 @@ def prepare(config):
     raise DataError(f"unknown eval_protocol {protocol!r} for {name}; choose one of "
                     f"{', '.join(PROTOCOLS) if ds_info.jpeg else 'center'}")
   for extra in extra_eval_names(config):
-    if info(extra).train_split or not info(extra).jpeg:
+    if extra not in DATASETS or info(extra).train_split or not info(extra).jpeg:
       raise DataError(f"extra_eval_datasets: {extra!r} is not an ImageNet evaluation set; "
                       f"choose from {', '.join(EVAL_ONLY)}")
     dataset_builder(extra, config, build=False)

@@ -12,9 +12,11 @@ default `<data_dir>/downloads/manual` is used. Training with --config.dataset=im
 also prepares it on first use when the tars are in place.
 
 Extra evaluation sets (`imagenet_v2`, `imagenet2012_real`, `imagenet_a`, `imagenet_r`) are
-prepared the same way; they download from their authors' sites (imagenet2012_real also
-reads ILSVRC2012_img_val.tar from the manual dir), so prepare them on a machine with
-network access and copy the data_dir if needed.
+prepared the same way, e.g. `--dataset=imagenet_a`. TFDS downloads their authors' archives
+(ARCHIVES below), or, when a file of that name is in the manual dir, uses it instead, after
+checking its size and sha256 against those TFDS registers; so on an offline machine put
+imagenetv2-matched-frequency.tar.gz, real.json, imagenet-a.tar and imagenet-r.tar next to
+the ImageNet tars (imagenet2012_real also reads ILSVRC2012_img_val.tar there).
 """
 
 from __future__ import annotations
@@ -26,6 +28,15 @@ from cnn_jax.data.errors import DataError
 
 TARS = ("ILSVRC2012_img_train.tar", "ILSVRC2012_img_val.tar")
 PREPARE_COMMAND = "python -m cnn_jax.data.prepare --dataset={name} --data_dir={data_dir}{manual}"
+# The authors' archive of each extra evaluation set, under the file name TFDS's
+# checksums.tsv gives its URL: TFDS takes a file of that name from the manual dir instead of
+# downloading it (imagenet_v2: its default config, matched-frequency).
+ARCHIVES = {
+    "imagenet_v2": "imagenetv2-matched-frequency.tar.gz",
+    "imagenet2012_real": "real.json",
+    "imagenet_a": "imagenet-a.tar",
+    "imagenet_r": "imagenet-r.tar",
+}
 
 
 def _data_dir_root(data_dir: str | None) -> str:
@@ -45,6 +56,13 @@ def _command(name: str, data_dir: str | None, manual_dir: str | None) -> str:
                                 manual=f" --manual_dir={manual_dir}" if manual_dir else "")
 
 
+def _sources(name: str, manual: str) -> str:
+  """Where preparing an extra evaluation set reads its files from."""
+  also = f"; it also reads {TARS[1]} from {manual}" if name == "imagenet2012_real" else ""
+  return (f"it downloads {ARCHIVES[name]} from the authors' site, or, offline, uses "
+          f"{os.path.join(manual, ARCHIVES[name])} if you put the file there{also}")
+
+
 def builder(name: str, data_dir: str | None, manual_dir: str | None = None, *,
             build: bool = True):
   """The prepared TFDS builder of `name`; builds it once (if `build`) or says how."""
@@ -62,17 +80,25 @@ def builder(name: str, data_dir: str | None, manual_dir: str | None = None, *,
           f"from {manual}; download {TARS[0]} and {TARS[1]} from "
           f"https://image-net.org/download-images into {manual} (or point "
           f"--config.manual_dir at them), then run `{_command(name, data_dir, manual_dir)}`")
+  sources = f" ({_sources(name, manual)})" if name in ARCHIVES else ""
   if not build:
     raise DataError(f"{name}: not prepared in {b.data_dir}; run "
-                    f"`{_command(name, data_dir, manual_dir)}` (it downloads from the "
-                    f"authors' site; imagenet2012_real also needs {TARS[1]} in {manual})")
+                    f"`{_command(name, data_dir, manual_dir)}`{sources}")
   logging.info("preparing %s into %s (manual dir %s); this runs once", name, b.data_dir, manual)
   try:
     b.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=manual))
   except Exception as e:  # noqa: BLE001 — any failure gets the same one-line advice
     first = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+    archive = os.path.join(manual, ARCHIVES.get(name, ""))
+    if os.path.isfile(archive):
+      sources = ""  # it was used
+      if type(e).__name__ == "NonMatchingChecksumError":
+        # TFDS's first line (URL, path) can pass 200 characters before saying what is wrong.
+        first = (f"{archive} is not the authors' file: its size or sha256 differs from "
+                 f"those TFDS registers (an incomplete copy?)")
     raise DataError(f"{name}: preparing into {b.data_dir} failed ({first}); check the files "
-                    f"in {manual} and rerun `{_command(name, data_dir, manual_dir)}`") from None
+                    f"in {manual} and rerun `{_command(name, data_dir, manual_dir)}`"
+                    f"{sources}") from None
   return tfds.builder(name, data_dir=_data_dir_root(data_dir))
 
 

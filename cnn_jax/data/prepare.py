@@ -6,7 +6,10 @@
 ImageNet: the manual dir holds ILSVRC2012_img_train.tar and ILSVRC2012_img_val.tar (from
 https://image-net.org/download-images); without --manual_dir TFDS's default
 <data_dir>/downloads/manual is used. The extra evaluation sets (imagenet_v2,
-imagenet2012_real, imagenet_a, imagenet_r) download from their authors' sites.
+imagenet2012_real, imagenet_a, imagenet_r) download their authors' archives; offline, put
+those files in the manual dir under TFDS's names (imagenetv2-matched-frequency.tar.gz,
+real.json, imagenet-a.tar, imagenet-r.tar; cnn_jax.data.imagenet.ARCHIVES) and TFDS uses
+them after checking their checksums. imagenet2012_real also reads ILSVRC2012_img_val.tar.
 Also `--dataset=image_folder --source_dir=DIR` and `--dataset=fashion_mnist`.
 """
 
@@ -25,7 +28,8 @@ from absl import app, flags, logging  # noqa: E402
 _DATASET = flags.DEFINE_string("dataset", "imagenet2012", "Dataset name (cnn_jax.data).")
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "TFDS data_dir; default TFDS's.")
 _MANUAL_DIR = flags.DEFINE_string("manual_dir", None,
-                                  "Folder of the ImageNet tars; default "
+                                  "Folder of the ImageNet tars (and, offline, the extra "
+                                  "evaluation sets' archives); default "
                                   "<data_dir>/downloads/manual.")
 _SOURCE_DIR = flags.DEFINE_string("source_dir", None,
                                   "Raw files: image_folder root, or Fashion-MNIST's .gz.")
