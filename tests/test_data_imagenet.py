@@ -331,6 +331,34 @@ def test_train_stream_resumes_and_is_deterministic(fake_imagenet):
   assert sum(b["mask"].sum() for b in evals) == NUM_VAL
 
 
+def test_epoch_shuffle_ignores_tf_global_seed(fake_imagenet):
+  """`tf.random.set_seed` (0 used to raise inside TF; others changed the order) leaves the
+  epoch-seeded stream's batches as they are without a global seed."""
+  import ml_collections
+  import tensorflow as tf
+
+  from cnn_jax import data, models
+  data_dir, manual, _ = fake_imagenet
+  config = ml_collections.ConfigDict(dict(
+      dataset="imagenet2012", data_dir=data_dir, manual_dir=manual, source_dir="",
+      image_size=16, augment="resnet_scale", batch_size=4, eval_batch_size=4, seed=3,
+      shuffle_buffer=8, prefetch=1))
+  inp = data.create_input(config, model_spec=models.spec("resnet18"))
+
+  def labels():
+    it = inp.train_iter(0)
+    return np.concatenate([next(it)["label"] for _ in range(6)])  # two epochs
+
+  reference = labels()
+  try:
+    for global_seed in (0, 42):
+      tf.random.set_seed(global_seed)
+      np.testing.assert_array_equal(labels(), reference)
+  finally:
+    tf.random.set_seed(None)
+  assert len(set(map(tuple, reference.reshape(2, -1)))) == 2  # the epochs differ
+
+
 def test_image_folder_skips_bad_files(tmp_path):
   import ml_collections
 

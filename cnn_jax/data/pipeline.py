@@ -66,8 +66,19 @@ def train_stream(builder, split: str, preprocess: Callable, *, local_batch_size:
     epoch_size = builder.info.splits[split].num_examples
     first_epoch = skip // epoch_size
     one_epoch = ds
-    ds = tf.data.Dataset.range(first_epoch, 2**62).flat_map(
-        lambda epoch: one_epoch.shuffle(shuffle_buffer, seed=shuffle_seed * 100_003 + epoch))
+
+    def shuffled_epoch(epoch):
+      # A tensor seed: TF would combine it with a global seed (`tf.random.set_seed`), which
+      # changes the order and, for global seed 0, fails inside TF's `get_seed` (it tests
+      # the tensor for truth). The epoch's order depends on (seed, epoch) alone.
+      graph = tf.compat.v1.get_default_graph()
+      global_seed, graph.seed = graph.seed, None
+      try:
+        return one_epoch.shuffle(shuffle_buffer, seed=shuffle_seed * 100_003 + epoch)
+      finally:
+        graph.seed = global_seed
+
+    ds = tf.data.Dataset.range(first_epoch, 2**62).flat_map(shuffled_epoch)
     ds = ds.enumerate(start=first_epoch * epoch_size).skip(skip - first_epoch * epoch_size)
   else:
     ds = ds.shuffle(shuffle_buffer, seed=shuffle_seed, reshuffle_each_iteration=True).repeat()
