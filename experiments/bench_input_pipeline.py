@@ -16,7 +16,10 @@ runs, in the same process, alternating rounds of:
           describes it; flip, [colour], normalise
 
 for the Inception crop and ResNet's scale augmentation, with and without their colour
-augmentation. TF runs with `--threads` intra/inter
+augmentation; then decoding alone (the whole JPEG, nothing else), the ceiling of any
+pipeline that decodes every pixel: when it is close to the naive figure, the JPEG's
+entropy decoding, which a crop cannot skip for the rows above and beside the window,
+bounds what decode_and_crop can gain. TF runs with `--threads` intra/inter
 op threads and tf.data with the same number of map threads, so images/s / threads is the
 per-core figure by wall clock; images per CPU-second of the process is printed too, the
 figure that stays meaningful when other jobs share the cores. Reading records from disk is left out (in memory, as a cached dataset).
@@ -47,6 +50,29 @@ def synthetic_jpegs(n: int, h: int = 375, w: int = 500, seed: int = 0) -> list[b
     img += rng.normal(0, 12, img.shape)
     buf = io.BytesIO()
     Image.fromarray(np.clip(img, 0, 255).astype(np.uint8)).save(buf, "JPEG", quality=90)
+    out.append(buf.getvalue())
+  return out
+
+
+def photo_jpegs(paths: list[str], n: int, h: int = 375, w: int = 500,
+                seed: int = 0) -> list[bytes]:
+  """`n` JPEGs (quality 90) cut from real photographs: random crops of >= 70% of each
+  side, resized to w x h, so the entropy of the coefficients is a photo's, not noise's."""
+  import numpy as np
+  from PIL import Image
+  rng = np.random.default_rng(seed)
+  photos = [Image.open(p).convert("RGB") for p in paths]
+  out = []
+  for i in range(n):
+    photo = photos[i % len(photos)]
+    pw, ph = photo.size
+    cw, ch = int(pw * rng.uniform(0.7, 1.0)), int(ph * rng.uniform(0.7, 1.0))
+    x0, y0 = int(rng.integers(0, pw - cw + 1)), int(rng.integers(0, ph - ch + 1))
+    img = photo.crop((x0, y0, x0 + cw, y0 + ch)).resize((w, h), Image.BICUBIC)
+    if rng.uniform() < 0.5:
+      img = img.transpose(Image.FLIP_LEFT_RIGHT)
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", quality=90)
     out.append(buf.getvalue())
   return out
 
@@ -106,6 +132,15 @@ def train_resnet_scale(image_bytes, rng_seed, size, color: bool):
   return ip.flip(ip.decode_and_scale_crop(image_bytes, crop, size, (256, 480)), f)
 
 
+def decode_only(image_bytes, rng_seed, size, color: bool, dct: str = ""):
+  """Decoding the whole JPEG and nothing else (a 1x1 corner kept, padded to the output
+  shape so it batches): the ceiling of any pipeline that decodes every pixel."""
+  import tensorflow as tf
+  del rng_seed, color
+  image = tf.io.decode_jpeg(image_bytes, channels=3, dct_method=dct)
+  return tf.image.pad_to_bounding_box(tf.cast(image[:1, :1], tf.float32), 0, 0, size, size)
+
+
 RECIPES = (
     ("inception crop + flip", naive_inception, train_inception, False),
     ("inception + colour distortion", naive_inception, train_inception, True),
@@ -145,9 +180,12 @@ def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--images", type=int, default=300)
   parser.add_argument("--size", type=int, default=224)
-  parser.add_argument("--seconds", type=float, default=6.0, help="per pipeline")
+  parser.add_argument("--seconds", type=float, default=10.0, help="per pipeline")
   parser.add_argument("--threads", type=int, default=1)
-  parser.add_argument("--rounds", type=int, default=3)
+  parser.add_argument("--rounds", type=int, default=5)
+  parser.add_argument("--photos", nargs="*", default=[],
+                      help="JPEG/PNG photographs to cut the test images from, instead of "
+                           "synthetic images")
   args = parser.parse_args()
 
   import tensorflow as tf
@@ -157,9 +195,11 @@ def main() -> None:
   tf.config.threading.set_inter_op_parallelism_threads(args.threads)
 
   print("load before:", os.popen("uptime").read().strip())
-  jpegs = synthetic_jpegs(args.images)
+  jpegs = (photo_jpegs(args.photos, args.images) if args.photos
+           else synthetic_jpegs(args.images))
   mean_kb = sum(map(len, jpegs)) / len(jpegs) / 1024
-  print(f"{len(jpegs)} synthetic JPEGs, 500x375, mean {mean_kb:.0f} kB; output "
+  kind = f"cut from {len(args.photos)} photo(s)" if args.photos else "synthetic"
+  print(f"{len(jpegs)} JPEGs {kind}, 500x375, mean {mean_kb:.0f} kB; output "
         f"{args.size}x{args.size}; {args.threads} thread(s)")
   print("median of --rounds alternating rounds; images/s per core by wall clock "
         "(depressed when other jobs share the cores) and per CPU-second of this process")
@@ -179,6 +219,16 @@ def main() -> None:
           f"{med['train'][0] / med['naive'][0]:.2f}x wall, "
           f"{med['train'][1] / med['naive'][1]:.2f}x cpu   (vs naive with the same fast "
           f"IDCT: {med['train'][1] / med['naive_fast_idct'][1]:.2f}x cpu)")
+  # Where the time goes: decoding alone, at both IDCT settings.
+  its = {k: pipeline(functools.partial(decode_only, dct=d), jpegs, args.size, args.threads,
+                     False) for k, d in (("accurate", ""), ("fast", ip.TRAIN_DCT))}
+  runs = {k: [] for k in its}
+  for _ in range(args.rounds):
+    for k, it in its.items():
+      runs[k].append(measure(it, args.seconds / args.rounds))
+  print("decode only (whole image, no crop / resize / normalise): " + ", ".join(
+      f"{k} IDCT {statistics.median(w for w, _ in v) / args.threads:6.1f} wall / "
+      f"{statistics.median(c for _, c in v):6.1f} cpu" for k, v in runs.items()))
   print("load after: ", os.popen("uptime").read().strip())
 
 

@@ -9,11 +9,11 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from cnn_jax import platform  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-# Tests check shapes, numbers and behaviour, never speed: XLA's backend optimisations off
-# cut compile time (most of a test's time) by ~2x and leave the arithmetic the same.
+# A test's `python -m cnn_jax...` subprocess checks behaviour, not speed, and is mostly
+# compile time: XLA's backend optimisations off halve it. (In-process tests choose per
+# function: tests/model_testing.py's FAST_COMPILE.)
 FAST_COMPILE_FLAG = "--xla_backend_optimization_level=0"
 XLA_CACHE_DIR = os.path.join(os.environ.get("TMPDIR", "/tmp"), "cnn_jax_test_xla_cache")
-os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {FAST_COMPILE_FLAG}".strip()
 platform.configure_cpu()  # the same XLA CPU settings as `python -m cnn_jax.main`
 
 

@@ -30,6 +30,11 @@ MIN_INPUT_EFFECT = 0.01
 FAST_COMPILE = {"xla_backend_optimization_level": 0}
 
 
+def names(all_names, slow=()) -> list:
+  """pytest parameters: `all_names`, those in `slow` marked slow (> ~20 s on 2 cores)."""
+  return [pytest.param(n, marks=pytest.mark.slow) if n in slow else n for n in all_names]
+
+
 def input_batch(size: int, batch: int = 2, seed: int = 0) -> np.ndarray:
   """Inputs of standard scale (already normalised), NHWC float32."""
   return np.random.default_rng(seed).standard_normal((batch, size, size, 3)).astype(np.float32)

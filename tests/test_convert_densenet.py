@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from cnn_jax import convert, models
-from convert_testing import (assert_logits_match, input_batch, keras_logits, keras_model,
+from convert_testing import (names, assert_logits_match, input_batch, keras_logits, keras_model,
                              ours_logits, torch_logits, torchvision_model)
 
 TORCHVISION = ["densenet121", "densenet161", "densenet169", "densenet201"]
@@ -46,7 +46,7 @@ def test_torchvision_old_dense_layer_keys():
   assert a.keys() == b.keys()
 
 
-@pytest.mark.parametrize("name", sorted(KERAS))
+@pytest.mark.parametrize("name", names(sorted(KERAS), slow=["densenet169", "densenet201"]))
 def test_keras_densenet_matches(name):
   size = models.spec(name).min_input_size
   source = keras_model(KERAS[name], input_shape=(size, size, 3))

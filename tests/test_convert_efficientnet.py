@@ -12,7 +12,7 @@ import pytest
 
 from cnn_jax import convert, models
 from cnn_jax.convert import efficientnet as efficientnet_convert
-from convert_testing import (assert_logits_match, calibrated_keras_bn, calibrated_torch_bn,
+from convert_testing import (names, assert_logits_match, calibrated_keras_bn, calibrated_torch_bn,
                              input_batch, keras_logits, keras_model, ours_logits,
                              torch_logits, torchvision_model)
 
@@ -50,7 +50,7 @@ def _keras_source(name):
   return calibrated_keras_bn(source, raw)
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", names(NAMES, slow=[f"efficientnet_b{i}" for i in range(4, 8)]))
 def test_keras_efficientnet_matches(name):
   source = _keras_source(name)
   result = convert.convert("keras", name, source)

@@ -12,7 +12,7 @@ from cnn_jax import convert, models
 from cnn_jax.layers import ConvNormAct
 from cnn_jax.layers.inception import AuxClassifier
 from cnn_jax.layers.pooling import avg_pool
-from convert_testing import (assert_logits_match, he_scaled_keras, he_scaled_torch,
+from convert_testing import (names, assert_logits_match, he_scaled_keras, he_scaled_torch,
                              input_batch, keras_logits, keras_model, ours_logits,
                              torch_logits, torchvision_model)
 
@@ -102,7 +102,7 @@ def keras_sources():
   return get
 
 
-@pytest.mark.parametrize("name", sorted(KERAS))
+@pytest.mark.parametrize("name", names(sorted(KERAS), slow=["inception_resnet_v2"]))
 def test_keras_inception_matches(name, keras_sources):
   source = keras_sources(name)
   x = input_batch(_size(name))

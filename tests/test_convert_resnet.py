@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from cnn_jax import convert
-from convert_testing import (assert_logits_match, input_batch, keras_logits, keras_model,
+from convert_testing import (names, assert_logits_match, input_batch, keras_logits, keras_model,
                              ours_logits, torch_logits, torchvision_model)
 
 SIZE = 32  # the smallest input ResNet takes (stage 4 is 1x1)
@@ -50,7 +50,8 @@ def test_torchvision_resnet_matches(name):
   assert_logits_match(ours_logits(result, x), torch_logits(source, x))
 
 
-@pytest.mark.parametrize("name", ["resnet50", "resnet101", "resnet152"])
+@pytest.mark.parametrize("name", names(["resnet50", "resnet101", "resnet152"],
+                                      slow=["resnet152"]))
 def test_keras_resnet_matches(name):
   source = _keras_resnet(name)
   result = convert.convert("keras", name, source)

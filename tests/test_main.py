@@ -69,6 +69,7 @@ def test_corrupt_source_file_is_reported_not_built(tmp_path):
   assert not os.path.exists(tmp_path / "tfds" / "fashion_mnist" / "3.0.1" / "dataset_info.json")
 
 
+@pytest.mark.slow
 def test_cli_trains_and_resumes(fashion_data_dir, tmp_path):
   args = ["--config=configs/fashion_mnist.py", f"--workdir={tmp_path}",
           f"--config.data_dir={fashion_data_dir}", "--config.num_train_steps=6",

@@ -13,9 +13,9 @@ from conftest import subprocess_env
 WORKER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "parallel_worker.py")
 
 
-def _env(devices):
-  # The production compiler settings: these tests compare layouts step by step.
-  return subprocess_env(devices, fast_compile=False)
+def _env(devices, fast_compile=False):
+  # The production compiler settings where a test compares layouts step by step.
+  return subprocess_env(devices, fast_compile=fast_compile)
 
 
 def _result(stdout):
@@ -24,8 +24,8 @@ def _result(stdout):
   return json.loads(lines[-1][len("RESULT "):])
 
 
-def run_worker(devices, *args):
-  proc = subprocess.run([sys.executable, WORKER, *args], env=_env(devices),
+def run_worker(devices, *args, fast_compile=False):
+  proc = subprocess.run([sys.executable, WORKER, *args], env=_env(devices, fast_compile),
                         capture_output=True, text=True, timeout=300)
   assert proc.returncode == 0, proc.stderr[-3000:]
   return _result(proc.stdout)
@@ -37,6 +37,7 @@ def _free_port():
     return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_8_devices_match_1_device(tmp_path):
   one = run_worker(1)
   eight = run_worker(8, "--ckpt_dir", str(tmp_path / "ckpt8"))
@@ -50,6 +51,7 @@ def test_8_devices_match_1_device(tmp_path):
     assert restored["fingerprint"] == eight["fingerprint"]
 
 
+@pytest.mark.slow
 def test_two_processes_match_one_process():
   port = _free_port()
   procs = [subprocess.Popen([sys.executable, WORKER, "--port", str(port), "--num_processes",
@@ -69,11 +71,12 @@ def test_two_processes_match_one_process():
 
 @pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
 def test_half_precision_trains_with_float32_params(dtype):
-  out = run_worker(1, "--dtype", dtype, "--steps", "20")
+  out = run_worker(1, "--dtype", dtype, "--steps", "20", fast_compile=True)
   assert out["param_dtypes"] == ["float32"]
   assert np.mean(out["losses"][-5:]) < np.mean(out["losses"][:5])
 
 
+@pytest.mark.slow
 def test_fsdp_sharded_params_match_replicated():
   one = run_worker(1)
   fsdp = run_worker(8, "--shard_params")

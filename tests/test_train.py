@@ -3,6 +3,8 @@
 import json
 import os
 
+import pytest
+
 from conftest import tiny_fashion_config
 from cnn_jax.train.loop import train_and_evaluate
 
@@ -10,6 +12,7 @@ RESULT_KEYS = {"model", "dataset", "steps", "top1", "top5", "loss", "wall_second
                "train_images_per_second", "params_fingerprint"}
 
 
+@pytest.mark.slow
 def test_short_run_learns_and_writes_results(fashion_data_dir, tmp_path):
   config = tiny_fashion_config(fashion_data_dir, num_train_steps=80, learning_rate=0.05)
   results = train_and_evaluate(config, str(tmp_path))
@@ -26,6 +29,7 @@ def test_short_run_learns_and_writes_results(fashion_data_dir, tmp_path):
   assert os.listdir(tmp_path / "checkpoints") and os.listdir(tmp_path / "checkpoints_best")
 
 
+@pytest.mark.slow
 def test_resume_matches_uninterrupted_run(fashion_data_dir, tmp_path):
   # Constant learning rate, so the shortened first leg runs the same schedule.
   common = dict(lr_schedule="constant", learning_rate=0.02, checkpoint_every_steps=10,
