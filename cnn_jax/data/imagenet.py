@@ -89,8 +89,8 @@ def builder(name: str, data_dir: str | None, manual_dir: str | None = None, *,
     b.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=manual))
   except Exception as e:  # noqa: BLE001 — any failure gets the same one-line advice
     first = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
-    archive = os.path.join(manual, ARCHIVES.get(name, ""))
-    if os.path.isfile(archive):
+    archive = os.path.join(manual, ARCHIVES[name]) if name in ARCHIVES else ""
+    if archive and os.path.isfile(archive):
       sources = ""  # it was used
       if type(e).__name__ == "NonMatchingChecksumError":
         # TFDS's first line (URL, path) can pass 200 characters before saying what is wrong.

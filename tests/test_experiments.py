@@ -1,0 +1,27 @@
+"""The benchmark scripts still run (tiny settings); their figures are not checked here."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from conftest import ROOT, subprocess_env
+
+
+@pytest.mark.slow
+def test_bench_input_pipeline_runs_every_recipe(tmp_path):
+  from PIL import Image
+  photo = tmp_path / "photo.png"
+  Image.fromarray(np.random.default_rng(0).integers(0, 256, (60, 80, 3), np.uint8)).save(photo)
+  proc = subprocess.run(
+      [sys.executable, os.path.join(ROOT, "experiments", "bench_input_pipeline.py"),
+       "--images=6", "--size=32", "--seconds=0.2", "--rounds=1", f"--photos={photo}"],
+      cwd=ROOT, env=subprocess_env(), capture_output=True, text=True, timeout=300)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  lines = proc.stdout.splitlines()
+  assert any("JPEGs cut from 1 photo(s)" in l for l in lines), proc.stdout
+  for recipe in ("inception crop + flip", "inception + colour distortion",
+                 "resnet_scale + flip", "resnet_scale + flip + PCA"):
+    assert sum(l[:30].strip() == recipe for l in lines) == 1, (recipe, proc.stdout)
+  assert any(l.startswith("decode only") for l in lines), proc.stdout
