@@ -155,7 +155,9 @@ def pca_lighting(image, rng_seed, sigma: float = 0.1):
 
 def inception_color(image, rng_seed):
   """Inception's photometric distortions (TF-slim `distort_color`): brightness 32/255,
-  saturation and contrast [0.5, 1.5], hue 0.2, in one of four orders chosen at random."""
+  saturation and contrast [0.5, 1.5], hue 0.2, in one of four orders chosen at random,
+  clipped to the valid range once at the end (as TF-slim does: the ops in between see
+  values out of range)."""
   tf = _tf()
   order_seed, b, s, h, c = _seeds(rng_seed, 5)
   x = image / 255.0
@@ -171,14 +173,14 @@ def inception_color(image, rng_seed):
     def run():
       y = x
       for op in order:
-        y = tf.clip_by_value(ops[op](y), 0.0, 1.0)
+        y = ops[op](y)
       return y
     return run
 
   pick = tf.random.stateless_uniform([], order_seed, minval=0, maxval=4, dtype=tf.int32)
   x = tf.switch_case(pick, [apply(o) for o in orders])
   x.set_shape(image.shape)
-  return x * 255.0
+  return tf.clip_by_value(x, 0.0, 1.0) * 255.0
 
 
 def scaled(value: int, size: int) -> int:
