@@ -13,7 +13,8 @@ from unittest import mock
 import numpy as np
 import pytest
 
-from tests.test_data_imagenet import NUM_VAL, _add, jpeg_bytes, make_fake_imagenet, run
+from tests.test_data_imagenet import (NUM_VAL, _add, jpeg_bytes, make_fake_imagenet, run,
+                                      run_tiny_imagenet_training)
 
 EXTRA = ("imagenet_v2", "imagenet2012_real", "imagenet_a", "imagenet_r")
 # imagenet_v2: folders named by class number (0..999) -> images in each.
@@ -209,14 +210,9 @@ def test_restrict_to_classes_and_real_top1():
 @pytest.mark.slow
 def test_cli_evaluates_all_extra_sets_after_training(prepared, tmp_path):
   data_dir, manual, _ = prepared
-  proc = run("cnn_jax.main", "--config=configs/fashion_mnist.py", f"--workdir={tmp_path}",
-             "--config.dataset=imagenet2012", f"--config.data_dir={data_dir}",
-             f"--config.manual_dir={manual}", "--config.model=resnet18",
-             "--config.model_kwargs.width=8", "--config.model_kwargs.stem=small",
-             "--config.image_size=32", "--config.num_train_steps=1", "--config.batch_size=4",
-             "--config.eval_batch_size=4", "--config.augment=none",
-             "--config.shuffle_buffer=16", "--config.log_every_steps=1",
-             f"--config.extra_eval_datasets=({','.join(repr(n) for n in EXTRA)})")
+  proc = run_tiny_imagenet_training(
+      tmp_path, data_dir, manual, "--config.num_train_steps=1", "--config.augment=none",
+      f"--config.extra_eval_datasets=({','.join(repr(n) for n in EXTRA)})")
   assert proc.returncode == 0, proc.stderr[-4000:]
   with open(tmp_path / "results.json") as f:
     results = json.load(f)

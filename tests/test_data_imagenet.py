@@ -112,16 +112,22 @@ def test_jpeg_augment_on_fashion_mnist_is_one_line(tmp_path):
   assert "crops encoded JPEGs" in errors[0]
 
 
-@pytest.mark.slow
-def test_cli_trains_and_evaluates_on_fake_imagenet(fake_imagenet, tmp_path):
-  data_dir, manual, _ = fake_imagenet
-  proc = run("cnn_jax.main", "--config=configs/fashion_mnist.py", f"--workdir={tmp_path}",
+def run_tiny_imagenet_training(workdir, data_dir, manual, *overrides):
+  """`python -m cnn_jax.main` on the fake ImageNet: a width-8 ResNet-18 at 32 px, batch 4
+  (later flags in `overrides` win)."""
+  return run("cnn_jax.main", "--config=configs/fashion_mnist.py", f"--workdir={workdir}",
              "--config.dataset=imagenet2012", f"--config.data_dir={data_dir}",
              f"--config.manual_dir={manual}", "--config.model=resnet18",
              "--config.model_kwargs.width=8", "--config.model_kwargs.stem=small",
-             "--config.image_size=32", "--config.num_train_steps=2", "--config.batch_size=4",
-             "--config.eval_batch_size=4", "--config.augment=inception",
-             "--config.shuffle_buffer=16", "--config.log_every_steps=1")
+             "--config.image_size=32", "--config.batch_size=4", "--config.eval_batch_size=4",
+             "--config.shuffle_buffer=16", "--config.log_every_steps=1", *overrides)
+
+
+@pytest.mark.slow
+def test_cli_trains_and_evaluates_on_fake_imagenet(fake_imagenet, tmp_path):
+  data_dir, manual, _ = fake_imagenet
+  proc = run_tiny_imagenet_training(tmp_path, data_dir, manual, "--config.num_train_steps=2",
+                                    "--config.augment=inception")
   assert proc.returncode == 0, proc.stderr[-4000:]
   with open(tmp_path / "results.json") as f:
     results = json.load(f)
