@@ -133,12 +133,13 @@ def train_resnet_scale(image_bytes, rng_seed, size, color: bool):
 
 
 def decode_only(image_bytes, rng_seed, size, color: bool, dct: str = ""):
-  """Decoding the whole JPEG and nothing else (a 1x1 corner kept, padded to the output
-  shape so it batches): the ceiling of any pipeline that decodes every pixel."""
+  """Decoding the whole JPEG and nothing else (its 1x1 corner is the output, run with
+  size 1 so the normalisation has nothing to do): the ceiling of any pipeline that
+  decodes every pixel."""
   import tensorflow as tf
-  del rng_seed, color
+  del rng_seed, size, color
   image = tf.io.decode_jpeg(image_bytes, channels=3, dct_method=dct)
-  return tf.image.pad_to_bounding_box(tf.cast(image[:1, :1], tf.float32), 0, 0, size, size)
+  return tf.cast(tf.ensure_shape(image[:1, :1], [1, 1, 3]), tf.float32)
 
 
 RECIPES = (
@@ -168,6 +169,17 @@ def pipeline(fn, jpegs, size: int, threads: int, color: bool):
   return it
 
 
+def measure_rounds(its: dict, rounds: int, seconds: float, threads: int) -> dict:
+  """{name: (images/s per thread by wall clock, images per CPU-second)}: the median of
+  `rounds` alternating rounds over the iterators, `seconds` per iterator in all."""
+  runs = {k: [] for k in its}
+  for _ in range(rounds):
+    for k, it in its.items():
+      runs[k].append(measure(it, seconds / rounds))
+  return {k: (statistics.median(w for w, _ in v) / threads, statistics.median(c for _, c in v))
+          for k, v in runs.items()}
+
+
 def measure(it, seconds: float) -> tuple[float, float]:
   """(images per wall second, images per CPU-second of this process)."""
   n, start, cpu_start = 0, time.perf_counter(), time.process_time()
@@ -183,6 +195,9 @@ def main() -> None:
   parser.add_argument("--seconds", type=float, default=10.0, help="per pipeline")
   parser.add_argument("--threads", type=int, default=1)
   parser.add_argument("--rounds", type=int, default=5)
+  parser.add_argument("--recipes", nargs="*", default=None,
+                      help="labels of the recipes to run (default all; none: only the "
+                           "decode ceiling)")
   parser.add_argument("--photos", nargs="*", default=[],
                       help="JPEG/PNG photographs to cut the test images from, instead of "
                            "synthetic images")
@@ -204,31 +219,24 @@ def main() -> None:
   print("median of --rounds alternating rounds; images/s per core by wall clock "
         "(depressed when other jobs share the cores) and per CPU-second of this process")
   for label, naive_fn, train_fn, color in RECIPES:
+    if args.recipes is not None and label not in args.recipes:
+      continue
     its = {"naive": pipeline(naive_fn, jpegs, args.size, args.threads, color),
            "naive_fast_idct": pipeline(functools.partial(naive_fn, dct=ip.TRAIN_DCT), jpegs,
                                        args.size, args.threads, color),
            "train": pipeline(train_fn, jpegs, args.size, args.threads, color)}
-    runs = {k: [] for k in its}
-    for _ in range(args.rounds):
-      for k, it in its.items():
-        runs[k].append(measure(it, args.seconds / args.rounds))
-    med = {k: (statistics.median(w for w, _ in v) / args.threads,
-               statistics.median(c for _, c in v)) for k, v in runs.items()}
+    med = measure_rounds(its, args.rounds, args.seconds, args.threads)
     print(f"{label:30s} train {med['train'][0]:6.1f} wall / {med['train'][1]:6.1f} cpu   "
           f"naive {med['naive'][0]:6.1f} wall / {med['naive'][1]:6.1f} cpu   ratio "
           f"{med['train'][0] / med['naive'][0]:.2f}x wall, "
           f"{med['train'][1] / med['naive'][1]:.2f}x cpu   (vs naive with the same fast "
           f"IDCT: {med['train'][1] / med['naive_fast_idct'][1]:.2f}x cpu)")
   # Where the time goes: decoding alone, at both IDCT settings.
-  its = {k: pipeline(functools.partial(decode_only, dct=d), jpegs, args.size, args.threads,
-                     False) for k, d in (("accurate", ""), ("fast", ip.TRAIN_DCT))}
-  runs = {k: [] for k in its}
-  for _ in range(args.rounds):
-    for k, it in its.items():
-      runs[k].append(measure(it, args.seconds / args.rounds))
+  its = {k: pipeline(functools.partial(decode_only, dct=d), jpegs, 1, args.threads, False)
+         for k, d in (("accurate", ""), ("fast", ip.TRAIN_DCT))}
+  med = measure_rounds(its, args.rounds, args.seconds, args.threads)
   print("decode only (whole image, no crop / resize / normalise): " + ", ".join(
-      f"{k} IDCT {statistics.median(w for w, _ in v) / args.threads:6.1f} wall / "
-      f"{statistics.median(c for _, c in v):6.1f} cpu" for k, v in runs.items()))
+      f"{k} IDCT {wall:6.1f} wall / {cpu:6.1f} cpu" for k, (wall, cpu) in med.items()))
   print("load after: ", os.popen("uptime").read().strip())
 
 
