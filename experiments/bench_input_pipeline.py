@@ -13,7 +13,9 @@ runs, in the same process, alternating rounds of:
           again with the fast integer IDCT the training crops use): tf.io.decode_jpeg of the whole image,
           then (inception) crop the same kind of window and resize, or (resnet_scale)
           resize the whole image to short side S ~ U[256, 480] and crop 224, as the paper
-          describes it; flip, [colour], normalise
+          describes it; flip, [colour], normalise (the same `pipeline.normalize`: the
+          ratio isolates decode-then-crop; a third naive run normalises the usual way,
+          (x / 255 - mean) / std broadcast over the channels, as most pipelines do)
 
 for the Inception crop and ResNet's scale augmentation, with and without their colour
 augmentation; then decoding alone (the whole JPEG, nothing else), the ceiling of any
@@ -150,14 +152,22 @@ RECIPES = (
 )
 
 
-def pipeline(fn, jpegs, size: int, threads: int, color: bool):
+def broadcast_normalize(image, mean, std):
+  """The usual way to write it: (x / 255 - mean) / std, broadcast over the channels."""
+  import tensorflow as tf
+  image = tf.cast(image, tf.float32) / 255.0
+  return (image - tf.constant(mean, tf.float32)) / tf.constant(std, tf.float32)
+
+
+def pipeline(fn, jpegs, size: int, threads: int, color: bool, normalize_fn=None):
   import tensorflow as tf
 
   from cnn_jax.data.pipeline import normalize
+  normalize_fn = normalize_fn or normalize
   mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
   ds = tf.data.Dataset.from_tensor_slices(jpegs).cache().repeat().enumerate()
-  ds = ds.map(lambda i, b: normalize(fn(b, tf.stack([tf.constant(0, tf.int64), i]), size,
-                                        color), mean, std),
+  ds = ds.map(lambda i, b: normalize_fn(fn(b, tf.stack([tf.constant(0, tf.int64), i]), size,
+                                           color), mean, std),
               num_parallel_calls=threads, deterministic=True)
   ds = ds.batch(32).prefetch(2)
   options = tf.data.Options()
@@ -224,13 +234,17 @@ def main() -> None:
     its = {"naive": pipeline(naive_fn, jpegs, args.size, args.threads, color),
            "naive_fast_idct": pipeline(functools.partial(naive_fn, dct=ip.TRAIN_DCT), jpegs,
                                        args.size, args.threads, color),
+           "naive_broadcast_norm": pipeline(naive_fn, jpegs, args.size, args.threads, color,
+                                            broadcast_normalize),
            "train": pipeline(train_fn, jpegs, args.size, args.threads, color)}
     med = measure_rounds(its, args.rounds, args.seconds, args.threads)
     print(f"{label:30s} train {med['train'][0]:6.1f} wall / {med['train'][1]:6.1f} cpu   "
           f"naive {med['naive'][0]:6.1f} wall / {med['naive'][1]:6.1f} cpu   ratio "
           f"{med['train'][0] / med['naive'][0]:.2f}x wall, "
           f"{med['train'][1] / med['naive'][1]:.2f}x cpu   (vs naive with the same fast "
-          f"IDCT: {med['train'][1] / med['naive_fast_idct'][1]:.2f}x cpu)")
+          f"IDCT: {med['train'][1] / med['naive_fast_idct'][1]:.2f}x cpu; vs naive with "
+          f"broadcast normalisation: {med['train'][1] / med['naive_broadcast_norm'][1]:.2f}x "
+          f"cpu)")
   # Where the time goes: decoding alone, at both IDCT settings.
   its = {k: pipeline(functools.partial(decode_only, dct=d), jpegs, 1, args.threads, False)
          for k, d in (("accurate", ""), ("fast", ip.TRAIN_DCT))}
