@@ -97,7 +97,7 @@ def from_torchvision(name: str, w: SourceWeights) -> Converted:
       target.put(f"params/{ours}/kernel", torch_conv_kernel(_torch_take(w, f"{src}.weight")))
     else:
       put_norm(target, ours, *(_torch_take(w, f"{src}.{p}")
-                              for p in ("weight", "bias", "running_mean", "running_var")))
+                               for p in ("weight", "bias", "running_mean", "running_var")))
   target.put("params/head/fc/kernel", torch_dense_kernel(_torch_take(w, "classifier.weight")))
   target.put("params/head/fc/bias", _torch_take(w, "classifier.bias"))
   return Converted(name=name, source="torchvision", overrides={},
@@ -145,7 +145,7 @@ def from_keras(name: str, w: SourceWeights) -> Converted:
       target.put(f"params/{ours}/kernel", w.take(f"{src}/kernel"))
     else:
       put_norm(target, ours, *(w.take(f"{src}/{p}")
-                              for p in ("gamma", "beta", "moving_mean", "moving_variance")))
+                               for p in ("gamma", "beta", "moving_mean", "moving_variance")))
   target.put("params/head/fc/kernel", w.take("predictions/kernel"))
   target.put("params/head/fc/bias", w.take("predictions/bias"))
   return Converted(name=name, source="keras", overrides=overrides,
