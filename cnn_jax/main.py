@@ -8,9 +8,7 @@ small for the model, missing data) is reported as one line before anything compi
 
 from __future__ import annotations
 
-import logging as std_logging
 import os
-import re
 import sys
 
 from cnn_jax import platform
@@ -19,31 +17,9 @@ platform.configure_cpu()
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags, logging  # noqa: E402
-from ml_collections import config_flags  # noqa: E402
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "Config file (configs/*.py[:arg]).",
-                                          lock_config=True)
-_WORKDIR = flags.DEFINE_string("workdir", None,
-                               "Where checkpoints, TensorBoard events and results go; "
-                               "default workdirs/<model>_<dataset>. Rerun to resume.")
-_COORDINATOR = flags.DEFINE_string("coordinator_address", None,
-                                   "host:port of process 0 for jax.distributed (multi-host).")
-_NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Processes in a multi-host job.")
-_PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's index (0-based).")
-
-
-class _QuietLibraries:
-  """Keeps INFO chatter of orbax, clu's console writer and JAX's backend probing off the
-  console; their warnings and errors still show."""
-  NOISY = ("/orbax/", "/clu/metric_writers/logging_writer", "/jax/_src/xla_bridge")
-
-  def filter(self, record) -> bool:
-    return record.levelno >= std_logging.WARNING or not any(
-        n in record.pathname for n in self.NOISY)
-
-
-class UsageError(Exception):
-  """A problem in the command or config that the user can fix; printed as one line."""
+from cnn_jax import cli  # noqa: E402
+from cnn_jax.cli import UsageError  # noqa: E402,F401  (re-exported: tests and users)
 
 
 def check_config(config) -> None:
@@ -79,8 +55,12 @@ def check_config(config) -> None:
     kwargs = model_kwargs(config)
   except ValueError as e:
     raise UsageError(str(e)) from None
-  model = models.create(config.model, **kwargs)
-  if not _accepts(model, config.image_size, ds_info.channels):
+  try:
+    model = models.create(config.model, **kwargs)
+    fits = _accepts(model, config.image_size, ds_info.channels)
+  except ValueError as e:  # a misspelt model_kwargs name or value
+    raise UsageError(f"{config.model}: {e}; fix --config.model_kwargs") from None
+  if not fits:
     if config.image_size < spec.min_input_size:
       raise UsageError(
           f"image_size={config.image_size} is too small for {config.model} (the registry "
@@ -103,6 +83,10 @@ def _accepts(model, size: int, channels: int) -> bool:
   try:
     variables = jax.eval_shape(init, jax.random.key(0),
                                jax.ShapeDtypeStruct((1, size, size, channels), jnp.float32))
+  except ValueError as e:
+    if str(e).startswith("unknown"):  # a module's own check of a field's value
+      raise
+    return False
   except Exception:  # noqa: BLE001 — any shape error means the input is too small
     return False
   return all(0 not in x.shape for x in jax.tree.leaves(variables.get("intermediates", {})))
@@ -111,26 +95,22 @@ def _accepts(model, size: int, channels: int) -> bool:
 def main(argv) -> None:
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments {argv[1:]}")
-  logging.get_absl_handler().addFilter(_QuietLibraries())
-  config = _CONFIG.value
-  if config is None:
-    sys.exit("error: --config is required, e.g. --config=configs/fashion_mnist.py")
+  cli.quiet_libraries()
   try:
-    config.model  # ml_collections defers a config file's load errors to first access
-  except OSError as e:
-    detail = " ".join(str(e).split()).split("Attempted", 1)[-1]
-    sys.exit(f"error: cannot load the --config file:{detail}; pass a file such as "
-             f"configs/fashion_mnist.py")
+    config = cli.load_config()
+  except UsageError as e:
+    sys.exit(f"error: {e}")
 
   import jax
 
   from cnn_jax import parallel
   from cnn_jax.data.errors import DataError
 
-  parallel.initialize_distributed(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
+  parallel.initialize_distributed(cli.COORDINATOR.value, cli.NUM_PROCESSES.value,
+                                  cli.PROCESS_ID.value)
   if jax.process_index() != 0:
     logging.set_verbosity(logging.WARNING)
-  workdir = _WORKDIR.value or os.path.join("workdirs", f"{config.model}_{config.dataset}")
+  workdir = cli.WORKDIR.value or os.path.join("workdirs", f"{config.model}_{config.dataset}")
   try:
     check_config(config)
     from cnn_jax import data
@@ -140,29 +120,12 @@ def main(argv) -> None:
 
   from cnn_jax.train.loop import train_and_evaluate
   logging.info("workdir: %s", os.path.abspath(workdir))
-  train_and_evaluate(config, workdir)
-
-
-def _parse_flags(argv):
-  """absl's parser, but a bad --config.FIELD is one line instead of a traceback."""
-  try:
-    return flags.FLAGS(argv)
-  except flags.Error as e:
-    sys.exit("error: " + " ".join(str(e).split()))
-  except (AttributeError, KeyError, TypeError, ValueError) as e:
-    # ml_collections reports an unknown field as the repr of "'name'\nDid you mean ...".
-    bad = [a.split("=")[0][len("--"):] for a in argv[1:] if a.startswith("--config.")]
-    name = re.search(r"'([A-Za-z_][A-Za-z0-9_]*)", str(e))
-    culprit = [b for b in bad if name and b.endswith("." + name.group(1))] or bad
-    hint = re.search(r'Did you mean "[^"]+"', str(e))
-    sys.exit(f"error: unknown config field {', '.join(culprit)}"
-             f"{' (' + hint.group(0) + '?)' if hint else ''}; fields are listed in "
-             f"configs/default.py, a model's by cnn_jax.models.overridable_fields(name)")
+  train_and_evaluate(config, workdir, source=cli.override_summary())
 
 
 def run() -> None:
   flags.mark_flags_as_required(["config"])
-  app.run(main, flags_parser=_parse_flags)
+  app.run(main, flags_parser=cli.parse_flags)
 
 
 if __name__ == "__main__":

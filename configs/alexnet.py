@@ -4,9 +4,9 @@
   python -m cnn_jax.main --config=configs/alexnet.py:alexnet_torchvision \
       --workdir=workdirs/alexnet_torchvision
 
-Smoke run (any machine): add --config.dataset=fashion_mnist --config.augment=none
---config.eval_protocol=center --config.num_train_steps=20 --config.batch_size=16
---config.eval_max_examples=64; the 28 px images are resized to 227.
+Smoke run (any machine): `python -m cnn_jax.main --config=configs/alexnet.py:alexnet,smoke`
+(20 steps of batch 16 on Fashion-MNIST, the 28 px images resized to 227; see
+configs/common.py smoke).
 
 alexnet (Krizhevsky, Sutskever & Hinton 2012, Section 5): SGD, batch 128, momentum 0.9,
 weight decay 5e-4 (added to the gradient as 5e-4 * w: the 'l2' mode), learning rate 0.01
@@ -25,7 +25,7 @@ random-resized crop + flip), top-1 56.5 (torchvision's weights).
 Not run end-to-end here (no ImageNet on this machine).
 """
 
-from configs import default
+from configs import common, default
 
 VARIANTS = ("alexnet", "alexnet_torchvision")
 
@@ -46,14 +46,20 @@ def torchvision_recipe(c):
 
 
 def get_config(arg: str = "alexnet"):
-  if arg not in VARIANTS:
-    raise ValueError(f"unknown AlexNet variant {arg!r}; choose one of {', '.join(VARIANTS)}")
+  args = common.parse_arg(arg, variants=VARIANTS, default_variant="alexnet",
+                          family="AlexNet", smoke=False)
+  c = recipe(args.variant)
+  return common.smoke(c) if args.smoke else c
+
+
+def recipe(name: str):
+  """The ImageNet config of variant `name`: the recipe in this module's docstring."""
   c = default.get_config()
-  c.model = arg
+  c.model = name
   c.dataset = "imagenet2012"
   c.eval_batch_size = 1000
   c.label_smoothing = 0.0
-  if arg == "alexnet_torchvision":
+  if name == "alexnet_torchvision":
     c.model_kwargs = {"weight_init": "he", "dense_eval": False}
     c.image_size = 224
     return torchvision_recipe(c)

@@ -6,6 +6,9 @@
 The argument picks the variant (default densenet121). Add
 `--config.model_kwargs.remat=True` to recompute each dense layer in the backward pass
 (much less activation memory, about one extra forward pass of compute).
+Smoke run (any machine): `python -m cnn_jax.main --config=configs/densenet.py:densenet121,smoke`
+(20 steps of batch 16 on Fashion-MNIST, the 28 px images resized to 224; see
+configs/common.py smoke).
 
 Recipe (Sec. 4.2): SGD with Nesterov momentum 0.9 (no dampening), batch 256, learning
 rate 0.1 divided by 10 at epochs 30 and 60, 90 epochs, weight decay 1e-4, no dropout on
@@ -16,16 +19,22 @@ Reported single-crop top-1 (Table 3, error 25.02 / 23.80 / 22.58 / 22.15): Dense
 release (torchvision 77.1). Not run end-to-end here (no ImageNet on this machine).
 """
 
-from configs import default
+from configs import common, default
 
 VARIANTS = ("densenet121", "densenet161", "densenet169", "densenet201", "densenet264")
 
 
 def get_config(arg: str = "densenet121"):
-  if arg not in VARIANTS:
-    raise ValueError(f"unknown DenseNet variant {arg!r}; choose one of {', '.join(VARIANTS)}")
+  args = common.parse_arg(arg, variants=VARIANTS, default_variant="densenet121",
+                          family="DenseNet", smoke=False)
+  c = recipe(args.variant)
+  return common.smoke(c) if args.smoke else c
+
+
+def recipe(name: str):
+  """The ImageNet config of variant `name`: the recipe in this module's docstring."""
   c = default.get_config()
-  c.model = arg
+  c.model = name
   c.model_kwargs = {"remat": False}
   c.dataset = "imagenet2012"
   c.image_size = 224

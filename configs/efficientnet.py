@@ -6,6 +6,10 @@
 The argument picks the variant (efficientnet_b0 .. efficientnet_b7; default b0); its
 native resolution (224 / 240 / 260 / 300 / 380 / 456 / 528 / 600) is the image size,
 and the model's registry entry gives the evaluation crop res/(res+32), bicubic.
+Smoke run (any machine):
+`python -m cnn_jax.main --config=configs/efficientnet.py:efficientnet_b0,smoke` (20 steps
+of batch 16 on Fashion-MNIST, the 28 px images resized to the variant's resolution; see
+configs/common.py smoke).
 
 Recipe (Sec. 5.2): RMSProp decay 0.9, momentum 0.9, eps 1e-3; BatchNorm momentum 0.99;
 batch 4096 (TPU v3), learning rate 0.256 = 0.016 x 4096/256 with 5 warm-up epochs, x0.97
@@ -15,21 +19,27 @@ Reported single-crop top-1 (Table 2): B0 77.1, B1 79.1, B2 80.1, B3 81.6, B4 82.
 B5 83.6, B6 84.0, B7 84.3. Not run end-to-end here (no ImageNet on this machine).
 """
 
-from configs import default
+from configs import common, default
 from cnn_jax.models import spec
 
 VARIANTS = tuple(f"efficientnet_b{i}" for i in range(8))
 
 
 def get_config(arg: str = "efficientnet_b0"):
-  if arg not in VARIANTS:
-    raise ValueError(f"unknown EfficientNet variant {arg!r}; choose one of {', '.join(VARIANTS)}")
+  args = common.parse_arg(arg, variants=VARIANTS, default_variant="efficientnet_b0",
+                          family="EfficientNet", smoke=False)
+  c = recipe(args.variant)
+  return common.smoke(c) if args.smoke else c
+
+
+def recipe(name: str):
+  """The ImageNet config of variant `name`: the recipe in this module's docstring."""
   c = default.get_config()
-  c.model = arg
+  c.model = name
   # TF's BatchNorm (decay 0.99, eps 1e-3) as trained in the paper's code.
   c.model_kwargs = {"bn_momentum": 0.99, "bn_epsilon": 1e-3}
   c.dataset = "imagenet2012"
-  c.image_size = spec(arg).input_size
+  c.image_size = spec(name).input_size
   c.augment = "autoaugment"
   c.batch_size = 4096
   c.eval_batch_size = 1024

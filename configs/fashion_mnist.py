@@ -2,6 +2,8 @@
 
   python -m cnn_jax.main --config=configs/fashion_mnist.py --workdir=workdirs/fashion_mnist
 
+`configs/fashion_mnist.py:smoke` runs 20 steps of batch 16 instead (configs/common.py smoke).
+
 The registry's resnet18 with three overrides: the small-image stem (one 3x3/1 conv, no
 max-pool) for 28 px inputs, base width 16 instead of 64, and one basic block per stage
 instead of two (a ResNet-10 layout, 308,538 parameters), so that 2 epochs fit in the
@@ -9,10 +11,17 @@ instead of two (a ResNet-10 layout, 308,538 parameters), so that 2 epochs fit in
 Measured on the project's 2-core machine: 91.6% test top-1 in 200 s (README.md).
 """
 
-from configs import default
+from configs import common, default
 
 
-def get_config():
+def get_config(arg: str = ""):
+  args = common.parse_arg(arg, family="Fashion-MNIST", smoke=False)
+  c = recipe()
+  return common.smoke(c) if args.smoke else c
+
+
+def recipe():
+  """The quickstart config this module's docstring describes."""
   c = default.get_config()
   c.model = "resnet18"
   c.model_kwargs = {"stem": "small", "width": 16, "stage_sizes": (1, 1, 1, 1)}

@@ -4,9 +4,9 @@
   python -m cnn_jax.main --config=configs/googlenet.py:googlenet_torchvision \
       --workdir=workdirs/googlenet_torchvision
 
-Smoke run (any machine): add --config.dataset=fashion_mnist --config.augment=none
---config.eval_protocol=center --config.num_train_steps=20 --config.batch_size=16
---config.eval_max_examples=64; the 28 px images are resized to 224.
+Smoke run (any machine): `python -m cnn_jax.main --config=configs/googlenet.py:googlenet,smoke`
+(20 steps of batch 16 on Fashion-MNIST, the 28 px images resized to 224; see
+configs/common.py smoke).
 
 The argument picks the model: googlenet (default; the paper's net with LRN and conv
 biases, no BN) or googlenet_torchvision (torchvision's BN layout). Recipe (Section 6):
@@ -25,16 +25,22 @@ googlenet_torchvision top-1 69.8 / top-5 89.5 (torchvision's weights).
 Not run end-to-end here (no ImageNet on this machine).
 """
 
-from configs import default
+from configs import common, default
 
 VARIANTS = ("googlenet", "googlenet_torchvision")
 
 
 def get_config(arg: str = "googlenet"):
-  if arg not in VARIANTS:
-    raise ValueError(f"unknown GoogLeNet variant {arg!r}; choose one of {', '.join(VARIANTS)}")
+  args = common.parse_arg(arg, variants=VARIANTS, default_variant="googlenet",
+                          family="GoogLeNet", smoke=False)
+  c = recipe(args.variant)
+  return common.smoke(c) if args.smoke else c
+
+
+def recipe(name: str):
+  """The ImageNet config of variant `name`: the recipe in this module's docstring."""
   c = default.get_config()
-  c.model = arg
+  c.model = name
   c.model_kwargs = {"aux_logits": True}
   c.dataset = "imagenet2012"
   c.image_size = 224

@@ -4,10 +4,10 @@
       --workdir=workdirs/inception_v3
 
 The argument picks the model: inception_v2, inception_v3 (default), inception_v4,
-inception_resnet_v1, inception_resnet_v2. Smoke run (any machine): add
---config.dataset=fashion_mnist --config.augment=none --config.eval_protocol=center
---config.num_train_steps=20 --config.batch_size=16 --config.eval_max_examples=64; the
-28 px images are resized to image_size.
+inception_resnet_v1, inception_resnet_v2.
+Smoke run (any machine): `python -m cnn_jax.main --config=configs/inception.py:inception_v3,smoke`
+(20 steps of batch 16 on Fashion-MNIST, the 28 px images resized to image_size, 299 or
+v2's 224; see configs/common.py smoke).
 
   inception_v2 (Ioffe & Szegedy 2015, Section 4.2.1): SGD with momentum 0.9, batch 32,
       learning rate 0.045 (Inception's x30), exponential decay 6x faster than
@@ -32,7 +32,7 @@ inception_resnet_v1, inception_resnet_v2. Smoke run (any machine): add
 Not run end-to-end here (no ImageNet on this machine).
 """
 
-from configs import default
+from configs import common, default
 
 VARIANTS = ("inception_v2", "inception_v3", "inception_v4", "inception_resnet_v1",
             "inception_resnet_v2")
@@ -57,15 +57,21 @@ def rmsprop_recipe(c):
 
 
 def get_config(arg: str = "inception_v3"):
-  if arg not in VARIANTS:
-    raise ValueError(f"unknown Inception variant {arg!r}; choose one of {', '.join(VARIANTS)}")
+  args = common.parse_arg(arg, variants=VARIANTS, default_variant="inception_v3",
+                          family="Inception", smoke=False)
+  c = recipe(args.variant)
+  return common.smoke(c) if args.smoke else c
+
+
+def recipe(name: str):
+  """The ImageNet config of variant `name`: the recipe in this module's docstring."""
   c = default.get_config()
-  c.model = arg
+  c.model = name
   c.model_kwargs = {}
   c.dataset = "imagenet2012"
   c.augment = "inception"
   c.eval_batch_size = 1000
-  if arg == "inception_v2":
+  if name == "inception_v2":
     c.model_kwargs = {"dropout_rate": 0.0}  # Section 4.2.1: "Remove Dropout"
     c.image_size = 224
     c.optimizer = "sgd"
@@ -80,7 +86,7 @@ def get_config(arg: str = "inception_v3"):
     return c
   c = rmsprop_recipe(c)
   c.image_size = 299
-  if arg == "inception_v3":
+  if name == "inception_v3":
     c.model_kwargs = {"aux_logits": True}
     c.aux_loss_weight = 0.4
     c.grad_clip_norm = 2.0

@@ -8,6 +8,9 @@
 The argument picks the model: mobilenet_v1 (default), mobilenet_v2, mobilenet_v3_large,
 mobilenet_v3_small. All use RMSProp (TF-style: eps inside the square root) and the
 Inception preprocessing; evaluation is a single 224 centre crop.
+Smoke run (any machine): `python -m cnn_jax.main --config=configs/mobilenet.py:mobilenet_v1,smoke`
+(20 steps of batch 16 on Fashion-MNIST, the 28 px images resized to 224; see
+configs/common.py smoke).
 
   v1 (Howard et al. 2017, Sec. 4): RMSProp with asynchronous updates, 0.045 x0.98 per
      epoch (TF-slim train_image_classifier defaults: decay 0.9, momentum 0.9, eps 1.0),
@@ -25,16 +28,22 @@ Training length is not stated in any of the three papers; 200 epochs is this con
 choice. Not run end-to-end here (no ImageNet on this machine).
 """
 
-from configs import default
+from configs import common, default
 
 VARIANTS = ("mobilenet_v1", "mobilenet_v2", "mobilenet_v3_large", "mobilenet_v3_small")
 
 
 def get_config(arg: str = "mobilenet_v1"):
-  if arg not in VARIANTS:
-    raise ValueError(f"unknown MobileNet variant {arg!r}; choose one of {', '.join(VARIANTS)}")
+  args = common.parse_arg(arg, variants=VARIANTS, default_variant="mobilenet_v1",
+                          family="MobileNet", smoke=False)
+  c = recipe(args.variant)
+  return common.smoke(c) if args.smoke else c
+
+
+def recipe(name: str):
+  """The ImageNet config of variant `name`: the recipe in this module's docstring."""
   c = default.get_config()
-  c.model = arg
+  c.model = name
   c.dataset = "imagenet2012"
   c.image_size = 224
   c.augment = "inception"
@@ -45,14 +54,14 @@ def get_config(arg: str = "mobilenet_v1"):
   c.rmsprop_eps = 1.0
   c.momentum = 0.9
   c.lr_schedule = "exponential"
-  if arg == "mobilenet_v1":
+  if name == "mobilenet_v1":
     c.model_kwargs = {"width_multiplier": 1.0, "act": "relu"}
     c.batch_size = 96 * 16
     c.learning_rate = 0.045
     c.lr_decay_factor = 0.98
     c.lr_decay_every_epochs = 1.0
     c.weight_decay = 4e-5
-  elif arg == "mobilenet_v2":
+  elif name == "mobilenet_v2":
     c.model_kwargs = {"width_multiplier": 1.0}
     c.batch_size = 96 * 16
     c.learning_rate = 0.045

@@ -6,6 +6,10 @@ string.
   python -m cnn_jax.main --config=configs/resnet.py:resnet18 --config.dataset=fashion_mnist \\
       --config.image_size=28 --config.model_kwargs.stem=small   # a CPU smoke run
 
+Smoke run (any machine): `python -m cnn_jax.main --config=configs/resnet.py:resnet50,smoke`
+(20 steps of batch 16 on Fashion-MNIST, the 28 px images resized to 224; see
+configs/common.py smoke). Flags combine: `:resnet50,paper,smoke`.
+
 Recipe: the common modern reproduction (TF TPU / flax example; recipes.md): SGD Nesterov
 momentum 0.9, batch 1024 with learning rate 0.1 x batch / 256 (the linear scaling rule of
 Goyal et al. 2017), 5 warm-up epochs, cosine to 90 epochs, weight decay 1e-4 on all
@@ -19,16 +23,21 @@ recipe: ~76-77% for ResNet-50 v1.5 (flax example: 76.3% at 90 epochs). Time: Res
 90 epochs on a v3-32 TPU slice ~ 3 hours; not runnable on a CPU.
 """
 
-from configs import default
+from configs import common, default
 
 VARIANTS = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "plain18",
             "plain34", "resnet18_option_a", "resnet34_option_a")
 
 
 def get_config(arg: str = "resnet50"):
-  name, *flags = arg.split(",")
-  if name not in VARIANTS:
-    raise ValueError(f"unknown ResNet variant {name!r}; choose one of {', '.join(VARIANTS)}")
+  args = common.parse_arg(arg, variants=VARIANTS, default_variant="resnet50",
+                          family="ResNet", paper=False, smoke=False)
+  c = recipe(args.variant, paper=args.paper)
+  return common.smoke(c) if args.smoke else c
+
+
+def recipe(name: str, paper: bool = False):
+  """The ImageNet config of variant `name`; `paper`: He et al.'s own schedule."""
   c = default.get_config()
   c.model_kwargs = {}
   if name.endswith("_option_a"):  # the paper's zero-padded identity shortcuts (Table 1)
@@ -51,7 +60,7 @@ def get_config(arg: str = "resnet50"):
   c.dtype = "bfloat16"
   c.log_every_steps = 100
   c.checkpoint_every_steps = 5000
-  if "paper" in flags:  # Section 3.4: batch 256, lr 0.1 divided by 10 at plateaus.
+  if paper:  # Section 3.4: batch 256, lr 0.1 divided by 10 at plateaus.
     c.batch_size, c.learning_rate = 256, 0.1
     c.optimizer, c.lr_schedule = "sgd", "step"
     c.lr_decay_epochs, c.lr_decay_factor = (30, 60, 90), 0.1

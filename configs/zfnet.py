@@ -2,9 +2,9 @@
 
   python -m cnn_jax.main --config=configs/zfnet.py --workdir=workdirs/zfnet
 
-Smoke run (any machine): add --config.dataset=fashion_mnist --config.augment=none
---config.eval_protocol=center --config.num_train_steps=20 --config.batch_size=16
---config.eval_max_examples=64; the 28 px images are resized to 224.
+Smoke run (any machine): `python -m cnn_jax.main --config=configs/zfnet.py:zfnet,smoke`
+(20 steps of batch 16 on Fashion-MNIST, the 28 px images resized to 224; see
+configs/common.py smoke).
 
 Recipe (Section 3): SGD, batch 128, momentum 0.9, learning rate 1e-2 annealed by hand
 when the validation error plateaued (the epochs 25/45/60 here are a fixed stand-in),
@@ -20,12 +20,20 @@ trainer). Reported: top-1 61.6 / top-5 83.5 on validation, one net, 10-crop eval
 Not run end-to-end here (no ImageNet on this machine).
 """
 
-from configs import default
+from configs import common, default
+
+VARIANTS = ("zfnet",)
 
 
 def get_config(arg: str = "zfnet"):
-  if arg != "zfnet":
-    raise ValueError(f"unknown ZFNet variant {arg!r}; the only one is zfnet")
+  args = common.parse_arg(arg, variants=VARIANTS, default_variant="zfnet", family="ZFNet",
+                          smoke=False)
+  c = recipe()
+  return common.smoke(c) if args.smoke else c
+
+
+def recipe():
+  """The ImageNet config: the recipe in this module's docstring."""
   c = default.get_config()
   c.model = "zfnet"
   c.model_kwargs = {"weight_init": "paper", "dense_eval": False}

@@ -142,7 +142,7 @@ def _encoded(h=375, w=500, seed=0):
   return tf.constant(jpeg_bytes(np.random.default_rng(seed), h, w))
 
 
-JPEG_AUGMENTS = ["alexnet", "vgg_scale_jitter", "resnet_scale", "inception", "autoaugment",
+JPEG_AUGMENTS = ["alexnet", "vgg_scale_jitter", "vgg_fixed_scale", "resnet_scale", "inception", "autoaugment",
                  "randaugment", "none", "flip_crop"]
 
 

@@ -25,10 +25,13 @@ def error_line(proc) -> str:
 
 
 @pytest.mark.parametrize("override,expected", [
-    ("--config.model=resnet5", "unknown model 'resnet5': did you mean resnet50"),
+    ("--config.model=resnet5", "unknown model 'resnet5': did you mean resnet56, resnet50"),
     ("--config.dataset=cifar11", "unknown dataset 'cifar11'; choose one of"),
     ("--config.nonexistent=1", "unknown config field config.nonexistent;"),
-    ("--config.model_kwargs.widht=3", 'Did you mean "width"'),
+    ("--config.model_kwargs.widht=3", 'no field(s) widht (Did you mean "width"?)'),
+    ("--config.model_kwargs.stem=smal", "unknown stem 'smal'; choose one of"),
+    ("--config.batch_sise=3", 'unknown config field config.batch_sise (Did you mean '
+                              '"batch_size"?)'),
     ("--config.optimizer=sgdd", "unknown optimizer 'sgdd'"),
 ])
 def test_bad_config_is_one_line(fashion_data_dir, tmp_path, override, expected):

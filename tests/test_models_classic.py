@@ -248,3 +248,25 @@ def test_dropout_uses_dropout_rng():
   out = [model.apply(variables, x, train=True, rngs={"dropout": jax.random.key(i)})
          for i in (1, 2)]
   assert not np.allclose(out[0], out[1])
+
+
+def test_vgg_width_multiplier():
+  from cnn_jax.models import summary
+  setting = dict(size=32, channels=1, num_classes=10, width_multiplier=0.25, fc_window=1,
+                 fc_features=(256, 256))
+  # Configuration A at a quarter width: convs 16-32-64-64-128-128-128-128, 3x3 with bias
+  # (9 * c_in * c_out + c_out each) on a 1-channel 32 px input; five 2x2 pools leave 1x1,
+  # so fc6 is 128 -> 256, fc7 256 -> 256, fc8 256 -> 10.
+  widths = (1, 16, 32, 64, 64, 128, 128, 128, 128)
+  convs = sum(9 * c_in * c_out + c_out for c_in, c_out in zip(widths, widths[1:]))
+  assert convs == 160 + 4_640 + 18_496 + 36_928 + 73_856 + 3 * 147_584 == 576_832
+  head = (128 * 256 + 256) + (256 * 256 + 256) + (256 * 10 + 10)
+  assert head == 101_386
+  assert_param_count("vgg11", convs + head, **setting)
+  assert_param_count("vgg11_lrn", convs + head, **setting)  # LRN has no parameters
+  assert convs + head == 678_218
+  # Rounding, floor of 1, and the default keeping the paper's widths.
+  params = _abstract_init(models.create("vgg11", width_multiplier=0.01, **SMALL_HEAD), 32)
+  assert params["params"]["conv1"]["conv"]["kernel"].shape == (3, 3, 3, 1)
+  assert params["params"]["conv8"]["conv"]["kernel"].shape == (3, 3, 5, 5)
+  assert models.create("vgg11").width_multiplier == 1.0

@@ -80,6 +80,8 @@ def _encoded():
           ip.alexnet, description="256 resize, random 224/227 crop, flip, PCA colour 0.1"),
       "vgg_scale_jitter": EncodedAugmentation(
           ip.vgg_scale_jitter, description="short side S ~ U[256, 512], 224 crop, flip, PCA"),
+      "vgg_fixed_scale": EncodedAugmentation(
+          ip.vgg_fixed_scale, description="short side S = 256, 224 crop, flip, PCA"),
       "resnet_scale": EncodedAugmentation(
           ip.resnet_scale, description="short side ~ U[256, 480], 224 crop, flip, PCA"),
       "inception": EncodedAugmentation(

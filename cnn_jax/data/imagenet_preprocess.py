@@ -204,6 +204,15 @@ def vgg_scale_jitter(image_bytes, rng_seed, size, method="bilinear", crop_fracti
   return pca_lighting(flip(image, f), light, sigma=0.1)
 
 
+def vgg_fixed_scale(image_bytes, rng_seed, size, method="bilinear", crop_fraction=0.875,
+                    **_):
+  # VGG with a fixed training scale S = 256 (Section 3.1; Table 3's single-scale rows).
+  crop, f, light = _seeds(rng_seed, 3)
+  image = decode_and_scale_crop(image_bytes, crop, size,
+                                (scaled(256, size), scaled(256, size)), method)
+  return pca_lighting(flip(image, f), light, sigma=0.1)
+
+
 def resnet_scale(image_bytes, rng_seed, size, method="bilinear", crop_fraction=0.875, **_):
   # ResNet: short side ~ U[256, 480], random 224 crop, flip, standard colour augmentation
   # of AlexNet (He et al. 2015, Section 3.4).

@@ -12,15 +12,17 @@ from cnn_jax.layers.conv import ConvNormAct
 
 Dtype = Any
 
-SHORTCUTS = ("projection", "zero_pad", "none")
+SHORTCUTS = ("projection", "zero_pad", "projection_all", "none")
 
 
 class Shortcut(nn.Module):
-  """The identity path of a residual block when the shape may change.
+  """The identity path of a residual block when the shape may change (Section 3.3).
 
   'projection' is the paper's option B (1x1 conv + BN only where the shape changes),
-  'zero_pad' is option A (strided identity, extra channels zero: no parameters), and
-  'none' removes the shortcut (the paper's plain networks).
+  'zero_pad' is option A (strided identity, extra channels zero: no parameters),
+  'projection_all' is option C (a 1x1 conv + BN on every block, even where the shapes
+  match; Table 3: marginally better than B, not worth its parameters), and 'none' removes
+  the shortcut (the paper's plain networks).
   """
   features: int
   strides: int
@@ -29,16 +31,16 @@ class Shortcut(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool) -> jax.Array | None:
+    if self.kind not in SHORTCUTS:
+      raise ValueError(f"unknown shortcut {self.kind!r}; choose one of {SHORTCUTS}")
     if self.kind == "none":
       return None
-    if x.shape[-1] == self.features and self.strides == 1:
+    if self.kind != "projection_all" and x.shape[-1] == self.features and self.strides == 1:
       return x
-    if self.kind == "projection":
-      return self.conv_block(self.features, 1, self.strides, act=None, name="proj")(x, train)
     if self.kind == "zero_pad":
       x = x[:, ::self.strides, ::self.strides, :]
       return jnp.pad(x, ((0, 0), (0, 0), (0, 0), (0, self.features - x.shape[-1])))
-    raise ValueError(f"unknown shortcut {self.kind!r}; choose one of {SHORTCUTS}")
+    return self.conv_block(self.features, 1, self.strides, act=None, name="proj")(x, train)
 
 
 def _add_residual(y, shortcut):

@@ -59,6 +59,9 @@ class ClassicNet(nn.Module):
   torchvision's vgg*_bn. `weight_init` (not `init`: that is Flax's method) is one of
   'paper' | 'glorot' | 'he' (`cnn_jax.layers.classic.classic_kernel_init`); biases are 0
   except `paper_bias` and `fc_hidden_bias` under 'paper'.
+
+  `width_multiplier` scales every conv's `features` (rounded, at least 1), for CPU-scale
+  ablation studies; the FC widths are `fc_features`. The default 1.0 is the paper's net.
   """
   layers: Sequence[Any]
   num_classes: int = 1000
@@ -69,6 +72,7 @@ class ClassicNet(nn.Module):
   batch_norm: bool = False
   weight_init: str = "paper"
   dense_eval: bool = False
+  width_multiplier: float = 1.0
   dtype: Any = jnp.float32
 
   @nn.compact
@@ -79,8 +83,9 @@ class ClassicNet(nn.Module):
     for layer in self.layers:
       if isinstance(layer, ConvSpec):
         num_convs += 1
+        features = max(1, round(layer.features * self.width_multiplier))
         x = ConvNormAct(
-            layer.features, layer.kernel, layer.stride, layer.padding, groups=layer.groups,
+            features, layer.kernel, layer.stride, layer.padding, groups=layer.groups,
             norm=self.batch_norm, use_bias=True, kernel_init=conv_init,
             bias_init=nn.initializers.constant(layer.paper_bias if paper else 0.0),
             dtype=self.dtype, name=f"conv{num_convs}")(x, train)

@@ -92,7 +92,10 @@ def create(name: str, *, num_classes: int = 1000, dtype: Any = jnp.float32,
   fields = _module_fields(model_spec.constructor)
   unknown = sorted(set(overrides) - fields) if fields else []
   if unknown:
+    close = [c for u in unknown
+             for c in difflib.get_close_matches(u, overridable_fields(name), n=1)]
+    hint = f' (Did you mean "{", ".join(close)}"?)' if close else ""
     raise ValueError(
-        f"model {name!r} has no field(s) {', '.join(unknown)}; overridable fields: "
+        f"model {name!r} has no field(s) {', '.join(unknown)}{hint}; overridable fields: "
         f"{', '.join(overridable_fields(name))}")
   return model_spec.constructor(num_classes=num_classes, dtype=dtype, **overrides)

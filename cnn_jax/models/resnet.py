@@ -1,12 +1,18 @@
 """ResNet (He et al. 2015, "Deep Residual Learning for Image Recognition", Table 1).
 
-The variants differ only in `stage_sizes` and the block; widths double per stage from 64.
+The variants differ only in `stage_sizes` and the block; widths double per stage from
+`width` (64 for ImageNet, Table 1; 16 for the CIFAR-10 nets of Section 4.2).
 v1.5 (stride in the bottleneck's 3x3) is the default; `downsample_in_3x3=False` gives the
 paper's v1. `stem='small'` swaps the 7x7/2 conv + max-pool for one 3x3/1 conv, for 28-32
-px inputs (CIFAR, Fashion-MNIST). `shortcut` picks the paper's option B ('projection'),
-option A ('zero_pad') or no shortcut at all ('none': the plain nets of Section 4.1).
+px inputs (CIFAR, Fashion-MNIST). `shortcut` picks one of the Section 3.3 options:
+'projection' (B, the default: 1x1 conv + BN where the shape changes), 'zero_pad' (A:
+zero-padded identity, no parameters), 'projection_all' (C: 1x1 conv + BN on every
+block), or 'none' (no shortcut at all: the plain nets of Sections 4.1 and 4.2).
 `bn_epsilon` and `conv_bias` (a bias in every conv, next to its BatchNorm) exist for
 imported weights: Keras applications' ResNets use 1.001e-5 and biased convs.
+
+Registered: resnet18..152 and plain18/34 (ImageNet, Table 1 / Section 4.1) and the
+CIFAR-10 nets resnet20..110 and plain20..110 (Section 4.2).
 """
 
 from __future__ import annotations
@@ -81,3 +87,20 @@ for _depth in (18, 34):
                                                block=DEPTHS[_depth][1], shortcut="none"),
            family="resnet", input_size=224, min_input_size=32,
            paper="He et al. 2015, arXiv:1512.03385")
+
+# Section 4.2, CIFAR-10: a 3x3/1 stem conv, three stages of n basic blocks on 32, 16 and 8
+# px maps with 16, 32 and 64 filters, global average pooling and a 10-way FC layer:
+# 6n + 2 weighted layers. "we use identity shortcuts in all cases (i.e., option A)", so
+# each ResNet and its plain twin have the same parameters (Table 6: 0.27M ... 1.7M).
+# Depth: n blocks per stage.
+CIFAR_DEPTHS = {20: 3, 32: 5, 44: 7, 56: 9, 110: 18}
+
+# Normalisation stays ImageNet's default: the dataset's own statistics (Fashion-MNIST's,
+# and CIFAR's where a dataset supplies them) take precedence in the input pipeline.
+for _depth, _n in CIFAR_DEPTHS.items():
+  _cifar = functools.partial(ResNet, stage_sizes=(_n,) * 3, block=BasicBlock, width=16,
+                             stem="small")
+  for _name, _shortcut in ((f"resnet{_depth}", "zero_pad"), (f"plain{_depth}", "none")):
+    register(_name, functools.partial(_cifar, shortcut=_shortcut), family="resnet",
+             input_size=32, min_input_size=8,
+             paper="He et al. 2015, arXiv:1512.03385 (Section 4.2, CIFAR-10)")

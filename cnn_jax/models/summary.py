@@ -22,13 +22,17 @@ def abstract_variables(model, size: int, channels: int = 3):
   return jax.eval_shape(init, jax.random.key(0), jnp.zeros((1, size, size, channels)))
 
 
-def count_params(name: str, size: int | None = None, **overrides) -> int:
-  """Size of `params` (no BatchNorm statistics), aux heads off: the project's convention."""
+def count_params(name: str, size: int | None = None, *, channels: int = 3,
+                 **overrides) -> int:
+  """Size of `params` (no BatchNorm statistics), aux heads off: the project's convention.
+
+  `channels`: the input's channels (1 for Fashion-MNIST); the default is RGB.
+  """
   spec = registry.spec(name)
   model = registry.create(name, **overrides)
   if "aux_logits" in registry.overridable_fields(name) and "aux_logits" not in overrides:
     model = registry.create(name, aux_logits=False, **overrides)
-  variables = abstract_variables(model, size or spec.input_size)
+  variables = abstract_variables(model, size or spec.input_size, channels)
   return int(sum(math.prod(x.shape) for x in jax.tree.leaves(variables["params"])))
 
 
@@ -51,13 +55,15 @@ def _jaxpr_macs(jaxpr) -> int:
   return total
 
 
-def count_macs(name: str, size: int | None = None, **overrides) -> int:
-  """Multiply-accumulates of one image's inference forward pass (convs and dense layers)."""
+def count_macs(name: str, size: int | None = None, *, channels: int = 3,
+               **overrides) -> int:
+  """Multiply-accumulates of one image's inference forward pass (convs and dense layers),
+  for a `size` x `size` x `channels` input."""
   spec = registry.spec(name)
   size = size or spec.input_size
   model = registry.create(name, **overrides)
-  variables = abstract_variables(model, size)
-  x = jax.ShapeDtypeStruct((1, size, size, 3), jnp.float32)
+  variables = abstract_variables(model, size, channels)
+  x = jax.ShapeDtypeStruct((1, size, size, channels), jnp.float32)
   jaxpr = jax.make_jaxpr(functools.partial(model.apply, train=False))(variables, x)
   return _jaxpr_macs(jaxpr.jaxpr)
 

@@ -20,7 +20,8 @@ from clu import metric_writers
 
 from cnn_jax import data, models, parallel
 from cnn_jax.train import checkpoint
-from cnn_jax.train.metrics import Progress, log_line, params_fingerprint, write_results
+from cnn_jax.train.metrics import (History, Progress, log_line, params_fingerprint,
+                                   write_results)
 from cnn_jax.train.optimizers import create_optimizer, learning_rate_schedule
 from cnn_jax.train.state import TrainState
 from cnn_jax.train.steps import jit_eval, jit_steps
@@ -161,7 +162,13 @@ class _Preemption:
     self.requested = True
 
 
-def train_and_evaluate(config, workdir: str) -> dict:
+def train_and_evaluate(config, workdir: str, *, source: str = "") -> dict:
+  """Trains `config` in `workdir` (resuming from its newest checkpoint) and evaluates.
+
+  `source` says where the config came from (e.g. "configs/resnet.py:resnet18" plus the
+  command-line overrides); it is recorded in results.json beside the model's overrides so
+  runs can be told apart.
+  """
   t_start = time.perf_counter()
   os.makedirs(workdir, exist_ok=True)
   is_main = jax.process_index() == 0
@@ -206,10 +213,23 @@ def train_and_evaluate(config, workdir: str) -> dict:
   rng = jax.random.key(config.seed + 1)
   eval_every = max(int(config.eval_every_epochs * steps_per_epoch), 1)
   progress = Progress(total_steps, start_step, config.batch_size)
+  history = History(workdir, start_step)
   preemption = _Preemption()
   train_iter = input_pipeline.train_iter(start_step)
+
+  def run_eval(name, fn, batches, step) -> dict:
+    """Evaluates, then logs it to the console, TensorBoard and the history."""
+    metrics = evaluate(fn, state, batches, mesh)
+    prefix = "eval" if name is None else name
+    log_line(step, total_steps, {f"{prefix}_{k}": v for k, v in metrics.items()
+                                 if k != "count"})
+    writer.write_scalars(step, {f"{prefix}/{k}": v for k, v in metrics.items()})
+    history.write("eval", step, step / steps_per_epoch,
+                  {**metrics, **({"split": name} if name else {})})
+    return metrics
+
   window = []
-  eval_metrics = None
+  last_train = {}
   step = start_step
   progress.start_window(step)
   first_step_done = False
@@ -224,22 +244,21 @@ def train_and_evaluate(config, workdir: str) -> dict:
                    time.perf_counter() - t_start)
       progress.start_window(step)
       window, first_step_done = [], True
-      continue
-    if step % config.log_every_steps == 0 or step == total_steps:
+    if window and (step % config.log_every_steps == 0 or step == total_steps):
       scalars = {k: float(np.mean([m[k] for m in jax.device_get(window)]))
-                 for k in window[0]} if window else {}
+                 for k in window[0]}
       speed = progress.end_window(step)
       scalars["learning_rate"] = float(schedule(step))
       log_line(step, total_steps, scalars, speed)
       writer.write_scalars(step, {f"train/{k}": v for k, v in scalars.items()})
       writer.write_scalars(step, {"train/images_per_second": speed["images_per_second"]})
+      history.write("train", step, step / steps_per_epoch,
+                    {**scalars, "images_per_second": speed["images_per_second"]})
+      last_train = scalars
       window = []
       progress.start_window(step)
     if step % eval_every == 0 and step != total_steps:
-      eval_metrics = evaluate(eval_fn, state, input_pipeline.eval_iter(), mesh)
-      log_line(step, total_steps, {f"eval_{k}": v for k, v in eval_metrics.items()
-                                   if k != "count"})
-      writer.write_scalars(step, {f"eval/{k}": v for k, v in eval_metrics.items()})
+      eval_metrics = run_eval(None, eval_fn, input_pipeline.eval_iter(), step)
       checkpoint.save_if_best(best_ckpt, state, eval_metrics)
       progress.start_window(step)
     if step % config.checkpoint_every_steps == 0 or preemption.requested:
@@ -252,28 +271,26 @@ def train_and_evaluate(config, workdir: str) -> dict:
       return {"preempted": True, "steps": step}
   if ckpt.latest_step() != step:
     checkpoint.save(ckpt, state, force=True)
-  eval_metrics = evaluate(eval_fn, state, input_pipeline.eval_iter(), mesh)
-  log_line(step, total_steps, {f"eval_{k}": v for k, v in eval_metrics.items()
-                               if k != "count"})
-  writer.write_scalars(step, {f"eval/{k}": v for k, v in eval_metrics.items()})
+  eval_metrics = run_eval(None, eval_fn, input_pipeline.eval_iter(), step)
   checkpoint.save_if_best(best_ckpt, state, eval_metrics)
   extra_results = {}
   for name, (_, batches_fn, class_subset) in input_pipeline.extra_evals.items():
     extra_fn = jit_eval(model.apply, ds_info.num_classes, state_sharding,
                         parallel.batch_sharding(mesh), parallel.replicated(mesh), class_subset)
-    extra = evaluate(extra_fn, state, batches_fn(), mesh)
-    log_line(step, total_steps, {f"{name}_{k}": v for k, v in extra.items() if k != "count"})
-    writer.write_scalars(step, {f"{name}/{k}": v for k, v in extra.items()})
+    extra = run_eval(name, extra_fn, batches_fn(), step)
     extra_results.update({f"{name}_{k}": v for k, v in extra.items()})
   ckpt.wait_until_finished()
   best_ckpt.wait_until_finished()
   writer.flush()
   results = {
-      "model": config.model, "dataset": config.dataset, "steps": step,
+      "model": config.model, "model_kwargs": model_kwargs(config),
+      "source": source, "dataset": config.dataset, "steps": step,
       "top1": eval_metrics["top1"], "top5": eval_metrics["top5"],
       "loss": eval_metrics["loss"], "eval_examples": eval_metrics["count"],
       "wall_seconds": time.perf_counter() - t_start,
       "train_images_per_second": progress.images_per_second,
+      # The last log window's running averages (training mode: dropout, augmentation).
+      **{f"train_{k}": v for k, v in last_train.items() if k in ("loss", "top1")},
       "params": n_params, "devices": jax.device_count(), "processes": jax.process_count(),
       "params_fingerprint": params_fingerprint(state.params),
       **extra_results,

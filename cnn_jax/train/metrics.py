@@ -67,3 +67,52 @@ def write_results(workdir: str, results: dict) -> None:
   with open(path + ".tmp", "w") as f:
     json.dump(results, f, indent=2, sort_keys=True)
   os.replace(path + ".tmp", path)
+
+
+HISTORY = "history.jsonl"
+
+
+class History:
+  """The run's machine-readable learning curve: `<workdir>/history.jsonl`, one JSON line
+  per log window ({"kind": "train", step, epoch, loss, top1, learning_rate,
+  images_per_second}) and per evaluation ({"kind": "eval", step, epoch, loss, top1, top5,
+  and "split" for extra evaluation sets}).
+
+  A resumed run first drops the lines written after the restored step (they belong to
+  steps that will be trained again), so the file always describes one run. Only process
+  0 writes; lines are flushed as written, so a killed run keeps what it logged.
+  """
+
+  def __init__(self, workdir: str, start_step: int):
+    self.path = os.path.join(workdir, HISTORY)
+    self.enabled = jax.process_index() == 0
+    if not self.enabled:
+      return
+    kept = [r for r in read_history(workdir) if r["step"] <= start_step]
+    with open(self.path + ".tmp", "w") as f:
+      f.writelines(json.dumps(r, sort_keys=True) + "\n" for r in kept)
+    os.replace(self.path + ".tmp", self.path)
+
+  def write(self, kind: str, step: int, epoch: float, values: dict) -> None:
+    if not self.enabled:
+      return
+    record = {"kind": kind, "step": int(step), "epoch": round(float(epoch), 6),
+              **{k: float(v) if isinstance(v, (int, float, np.floating, np.integer))
+                 else v for k, v in values.items()}}
+    with open(self.path, "a") as f:
+      f.write(json.dumps(record, sort_keys=True) + "\n")
+
+
+def read_history(workdir: str) -> list[dict]:
+  """The records of `<workdir>/history.jsonl`; a torn last line (a killed run) is skipped."""
+  path = os.path.join(workdir, HISTORY)
+  if not os.path.exists(path):
+    return []
+  records = []
+  with open(path) as f:
+    for line in f:
+      try:
+        records.append(json.loads(line))
+      except json.JSONDecodeError:
+        continue
+  return records

@@ -1,0 +1,228 @@
+"""The sweep runner (cnn_jax.sweep): the verdict rule on hand-made numbers, experiment
+files checked before anything trains, and a tiny study end to end (folders, report,
+skip of finished runs, resume of a killed run)."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from conftest import ROOT, subprocess_env
+
+from cnn_jax.sweep import verdict
+from cnn_jax.sweep.verdict import Claim, judge
+
+
+def claim(expect, margin=0.0):
+  return Claim(metric="test_error", variant="v", baseline="b", expect=expect, margin=margin)
+
+
+# Errors per seed; lower is better, so the variant "improves" when its error is lower.
+@pytest.mark.parametrize("expect,margin,variant,baseline,outcome", [
+    ("better", 0.0, [0.10, 0.11, 0.12], [0.20, 0.21, 0.22], verdict.REPRODUCED),
+    ("better", 0.0, [0.20, 0.21, 0.22], [0.10, 0.11, 0.12], verdict.NOT_REPRODUCED),
+    ("better", 0.0, [0.10, 0.20, 0.15], [0.12, 0.18, 0.16], verdict.INCONCLUSIVE),
+    # better by more than a margin of 0.2: a clear 0.1 improvement is not enough
+    ("better", 0.2, [0.10, 0.11, 0.12], [0.20, 0.21, 0.22], verdict.NOT_REPRODUCED),
+    ("worse", 0.0, [0.20, 0.21, 0.22], [0.10, 0.11, 0.12], verdict.REPRODUCED),
+    ("worse", 0.0, [0.10, 0.11, 0.12], [0.20, 0.21, 0.22], verdict.NOT_REPRODUCED),
+    # no gain within 0.01: equal means, tight spread
+    ("no_gain", 0.01, [0.150, 0.151, 0.149], [0.150, 0.149, 0.151], verdict.REPRODUCED),
+    # a worse variant has no gain either
+    ("no_gain", 0.01, [0.30, 0.31, 0.29], [0.10, 0.11, 0.09], verdict.REPRODUCED),
+    ("no_gain", 0.01, [0.10, 0.11, 0.09], [0.30, 0.31, 0.29], verdict.NOT_REPRODUCED),
+    ("no_gain", 0.01, [0.10, 0.20, 0.15], [0.12, 0.18, 0.16], verdict.INCONCLUSIVE),
+])
+def test_verdict_rule(expect, margin, variant, baseline, outcome):
+  assert judge(claim(expect, margin), variant, baseline).verdict == outcome
+
+
+def test_verdict_arithmetic_and_single_seed():
+  out = judge(claim("better"), [0.1, 0.3], [0.4, 0.6])
+  # improvement 0.5 - 0.2 = 0.3; se = sqrt(0.02/2 + 0.02/2) = 0.1414; 2 se = 0.2828
+  assert out.improvement == pytest.approx(0.3)
+  assert out.half_width == pytest.approx(2 * (0.02) ** 0.5)
+  assert out.verdict == verdict.REPRODUCED
+  assert judge(claim("better"), [0.1], [0.9]).verdict == verdict.INCONCLUSIVE
+  higher_better = judge(claim("better"), [0.9, 0.91], [0.5, 0.51], lower_is_better=False)
+  assert higher_better.improvement == pytest.approx(0.4)
+  assert verdict.overall([]) is None
+  assert verdict.overall([out]) == verdict.REPRODUCED
+  assert verdict.overall([out, judge(claim("better"), [0.9, 0.91], [0.1, 0.11])]) == \
+      verdict.NOT_REPRODUCED
+  with pytest.raises(ValueError, match="expect='faster'"):
+    Claim(metric="test_error", variant="v", baseline="b", expect="faster")
+
+
+TINY = '''"""A tiny study: width 4 vs width 8 (the sweep tests' own experiment file)."""
+from configs import fashion_mnist
+
+
+def get_config(arg=None):
+  c = fashion_mnist.get_config()
+  c.model_kwargs = {"stem": "small", "stage_sizes": (1, 1)}
+  c.batch_size = 32
+  c.num_train_steps = STEPS
+  c.log_every_steps = 3
+  c.checkpoint_every_steps = CKPT
+  c.eval_every_epochs = 3 / 1875
+  c.eval_max_examples = 64
+  c.eval_batch_size = 64
+  c.warmup_epochs = 0.0
+  return c
+
+
+def get_sweep(arg=None):
+  return CELLS
+
+
+def get_claims(arg=None):
+  return [{"metric": "test_error", "variant": "wide", "baseline": "narrow",
+           "expect": "better", "text": "wider is better"}]
+'''
+CELLS = [{"name": "narrow", "model_kwargs.width": 2}, {"name": "wide", "model_kwargs.width": 4}]
+
+
+def write_experiment(path, cells=CELLS, steps=6, ckpt=3, extra=""):
+  path.write_text(TINY.replace("STEPS", str(steps)).replace("CKPT", str(ckpt))
+                  .replace("CELLS", repr(cells)) + extra)
+  return str(path)
+
+
+def sweep(*args, timeout=600, wait=True):
+  cmd = [sys.executable, "-m", "cnn_jax.sweep", *args]
+  if not wait:
+    return subprocess.Popen(cmd, cwd=ROOT, env=subprocess_env(), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+  return subprocess.run(cmd, cwd=ROOT, env=subprocess_env(), capture_output=True, text=True,
+                        timeout=timeout)
+
+
+def one_error_line(proc) -> str:
+  lines = [l for l in proc.stderr.splitlines() if l.startswith("error:")]
+  assert proc.returncode != 0 and len(lines) == 1, proc.stderr[-3000:]
+  assert "Traceback" not in proc.stderr
+  return lines[0]
+
+
+@pytest.mark.slow
+def test_tiny_sweep_end_to_end_skip_and_resume(fashion_data_dir, tmp_path):
+  exp = write_experiment(tmp_path / "tiny.py")
+  wd = tmp_path / "wd"
+  args = [f"--config={exp}", f"--workdir={wd}", "--seeds=2",
+          f"--config.data_dir={fashion_data_dir}"]
+  first = sweep(*args)
+  assert first.returncode == 0, first.stderr[-3000:]
+  for cell in ("narrow", "wide"):
+    for k in (0, 1):
+      run = wd / cell / f"seed_{k}"
+      results = json.loads((run / "results.json").read_text())
+      assert results["steps"] == 6 and results["model_kwargs"]["width"] == (2 if cell ==
+                                                                             "narrow" else 4)
+      config = json.loads((run / "config.json").read_text())
+      assert config["seed"] == k
+      kinds = [json.loads(l)["kind"] for l in (run / "history.jsonl").read_text().splitlines()]
+      assert kinds.count("train") == 2 and kinds.count("eval") == 2, kinds
+  summary = json.loads((wd / "summary.json").read_text())
+  assert summary["verdict"] in (verdict.REPRODUCED, verdict.NOT_REPRODUCED,
+                                verdict.INCONCLUSIVE)
+  assert summary["cells"]["wide"]["metrics"]["test_error"]["n"] == 2
+  assert summary["cells"]["narrow"]["params"] < summary["cells"]["wide"]["params"]
+  report = (wd / "report.md").read_text()
+  assert "| `narrow` | 2/2 |" in report and "plot.png" in report and "wider is better" in report
+  assert (wd / "plot.png").stat().st_size > 1000
+
+  # A rerun trains nothing: every run is skipped and results.json stays as it was.
+  mtime = (wd / "wide" / "seed_1" / "results.json").stat().st_mtime_ns
+  again = sweep(*args)
+  assert again.returncode == 0, again.stderr[-3000:]
+  assert again.stderr.count("finished earlier, skipped") == 4
+  assert "first step" not in again.stderr
+  assert (wd / "wide" / "seed_1" / "results.json").stat().st_mtime_ns == mtime
+
+  # Another experiment's cells, or other overrides, are refused before anything trains.
+  other = write_experiment(tmp_path / "other.py")
+  assert "holds the cells of tiny.py" in one_error_line(
+      sweep(f"--config={other}", f"--workdir={wd}", f"--config.data_dir={fashion_data_dir}"))
+  assert "was run with the overrides" in one_error_line(
+      sweep(*args, "--config.learning_rate=0.5"))
+
+
+@pytest.mark.slow
+def test_killed_run_resumes_from_its_checkpoint(fashion_data_dir, tmp_path):
+  exp = write_experiment(tmp_path / "tiny.py", cells=CELLS[:1], steps=400, ckpt=20,
+                         extra="\ndel get_claims\n")  # a study may state no claim
+  wd = tmp_path / "wd"
+  args = [f"--config={exp}", f"--workdir={wd}", "--seeds=1",
+          f"--config.data_dir={fashion_data_dir}"]
+  proc = sweep(*args, wait=False)
+  ckpts = wd / "narrow" / "seed_0" / "checkpoints"
+  deadline = time.time() + 300
+  while time.time() < deadline and proc.poll() is None:
+    if ckpts.exists() and any(p.name.isdigit() for p in ckpts.iterdir()):
+      break
+    time.sleep(0.2)
+  assert proc.poll() is None, "the run finished before it could be killed"
+  proc.send_signal(signal.SIGKILL)
+  proc.wait()
+  assert not (wd / "narrow" / "seed_0" / "results.json").exists()
+  again = sweep(*args)
+  assert again.returncode == 0, again.stderr[-3000:]
+  assert "narrow seed 0: resuming" in again.stderr
+  assert "resumed at step" in again.stderr
+  assert json.loads((wd / "narrow" / "seed_0" / "results.json").read_text())["steps"] == 400
+  history = [json.loads(l) for l in
+             (wd / "narrow" / "seed_0" / "history.jsonl").read_text().splitlines()]
+  steps = [r["step"] for r in history if r["kind"] == "train"]
+  assert steps == sorted(set(steps)), "a resumed history repeats no step"
+
+
+W = {"name": "wide"}
+
+
+@pytest.mark.parametrize("cells,extra,args,expected", [
+    ([W, {"name": "wide"}], "", [], "cell name 'wide' appears twice"),
+    ([W, {"name": "narrow", "learning_rat": 0.1}], "", [],
+     "overrides 'learning_rat', which the base"),
+    ([W, {"name": "narrow"}], "", ["--only=b"], "--only names no cell b"),
+    ([W, {"name": "narrow"}], "", ["--config.batch_sise=3"],
+     "unknown config field config.batch_sise"),
+    ([W, {"name": "narrow", "model_kwargs.stem": "smal"}], "", [],
+     "cell 'narrow': resnet18: unknown stem 'smal'"),
+    ([W, {"name": "narrow"}], "\ndel get_sweep\n", [], "has no get_sweep(arg) function"),
+    ([W], "", [], "claim names cell 'narrow', which get_sweep lacks"),
+])
+def test_bad_experiment_is_one_line_before_training(tmp_path, cells, extra, args, expected):
+  exp = write_experiment(tmp_path / "bad.py", cells=cells, extra=extra)
+  proc = sweep(f"--config={exp}", f"--workdir={tmp_path / 'wd'}", *args)
+  assert expected in one_error_line(proc)
+  assert not os.path.exists(tmp_path / "wd" / "wide")
+
+
+def test_unknown_experiment_file(tmp_path):
+  proc = sweep("--config=experiments/no_such_study.py", f"--workdir={tmp_path}")
+  assert "no_such_study.py" in one_error_line(proc)
+
+
+@pytest.mark.parametrize("name", ["vgg_lrn", "vgg_depth", "resnet_degradation",
+                                  "resnet_shortcuts"])
+@pytest.mark.parametrize("arg", ["", ":imagenet"])
+def test_study_files_load_and_check(name, arg):
+  """Every committed study's cells pass check_config at both scales (nothing trains)."""
+  from cnn_jax.cli import load_module
+  from cnn_jax.main import check_config
+  from cnn_jax.sweep import experiment
+  path = os.path.join(ROOT, "experiments", f"{name}.py")
+  module = load_module(path)
+  a = arg[1:] if arg else None
+  base = module.get_config(a) if a else module.get_config()
+  exp = experiment.load(path, a, base)
+  assert len(exp.cells) >= 2 and exp.claims
+  if arg:
+    assert base.dataset == "imagenet2012" and base.image_size == 224
+    return
+  for cell in exp.cells:
+    check_config(experiment.cell_config(exp, cell, {}, seed=0))
