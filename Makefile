@@ -8,10 +8,12 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: setup data demo test test-fast test-all zoo-table
 
-$(VENV)/.installed: requirements.txt
+# The pinned versions (requirements.txt), and the package itself in editable mode
+# (pyproject.toml), so `cnn_jax` and `configs` import from any directory.
+$(VENV)/.installed: requirements.txt pyproject.toml
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
-	$(VENV)/bin/pip install -q -r requirements.txt
+	$(VENV)/bin/pip install -q -r requirements.txt -e .
 	touch $@
 
 setup: $(VENV)/.installed

@@ -10,7 +10,7 @@ Smoke run (any machine): `python -m cnn_jax.main --config=configs/resnet.py:resn
 (20 steps of batch 16 on Fashion-MNIST, the 28 px images resized to 224; see
 configs/common.py smoke). Flags combine: `:resnet50,paper,smoke`.
 
-Recipe: the common modern reproduction (TF TPU / flax example; recipes.md): SGD Nesterov
+Recipe: the common modern reproduction (TF TPU / flax ImageNet example): SGD Nesterov
 momentum 0.9, batch 1024 with learning rate 0.1 x batch / 256 (the linear scaling rule of
 Goyal et al. 2017), 5 warm-up epochs, cosine to 90 epochs, weight decay 1e-4 on all
 weights, Inception-style random-resized crop + flip, evaluation on the 224 centre crop of

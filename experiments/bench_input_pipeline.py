@@ -34,11 +34,9 @@ import functools
 import io
 import os
 import statistics
-import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def synthetic_jpegs(n: int, h: int = 375, w: int = 500, seed: int = 0) -> list[bytes]:

@@ -17,11 +17,8 @@ import subprocess
 import sys
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
 
 def measure(model_name, batch, size, steps, dtype):
-  sys.path.insert(0, ROOT)
   from cnn_jax import platform
   platform.configure_cpu()
   import jax

@@ -1,10 +1,10 @@
 import os
-import sys
 
+# `cnn_jax` and `configs` come from the installed package (`pip install -e .`); pytest.ini's
+# `pythonpath` puts tests/ (for `from conftest import ...`, model_testing, convert_testing)
+# and the repository root (for `from tests.test_data_imagenet import ...`) on sys.path.
 # Tests see one CPU device unless a test starts its own subprocess with more.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from cnn_jax import platform  # noqa: E402
 

@@ -21,7 +21,7 @@ import pytest
 
 os.environ.setdefault("KERAS_BACKEND", "jax")
 
-ATOL = 1e-4  # the bound on max |logit difference| in float32
+ATOL = 1e-4  # the bound conversions are held to: max |logit difference| in float32
 # A wrong mapping moves logits by about their own size: keep that far above the bound.
 MIN_LOGIT_SCALE = 100 * ATOL
 # The batch's images must give logits that differ by more than this fraction of the

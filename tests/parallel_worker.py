@@ -9,19 +9,15 @@ Prints one JSON line: the losses, and the fingerprint of the final parameters.
 
 import argparse
 import json
-import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import jax
+import numpy as np
 
-import jax  # noqa: E402
-import numpy as np  # noqa: E402
-
-from cnn_jax import parallel  # noqa: E402
-from cnn_jax.train import checkpoint  # noqa: E402
-from cnn_jax.train.loop import create_model, create_train_state  # noqa: E402
-from cnn_jax.train.metrics import params_fingerprint  # noqa: E402
-from cnn_jax.train.steps import jit_steps  # noqa: E402
+from cnn_jax import parallel
+from cnn_jax.train import checkpoint
+from cnn_jax.train.loop import create_model, create_train_state
+from cnn_jax.train.metrics import params_fingerprint
+from cnn_jax.train.steps import jit_steps
 
 GLOBAL_BATCH, SIZE, CLASSES = 16, 16, 10
 

@@ -1,4 +1,4 @@
-"""AlexNet, ZFNet, VGG, and ResNet's plain / option-A variants (issue 3)."""
+"""AlexNet, ZFNet, VGG, and ResNet's plain / option-A variants."""
 
 import dataclasses
 import functools
@@ -13,8 +13,8 @@ from cnn_jax.layers import classic
 from cnn_jax.models import classic as family
 from model_testing import assert_param_count, forward_and_train_step
 
-# ../shared/reference/architectures.md. AlexNet, ZFNet and VGG-C are derived from the
-# papers; the others are torchvision's.
+# AlexNet, ZFNet and VGG-C are derived from the papers' layer tables; the others are
+# torchvision's published counts (docs/parameter_counts.md lists each with its source).
 CLASSIC_PARAMS = {
     "alexnet": 60_965_224,
     "alexnet_torchvision": 61_100_840,

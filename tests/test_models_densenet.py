@@ -10,7 +10,8 @@ from cnn_jax import models
 from cnn_jax.models import summary
 from model_testing import assert_param_count, forward_and_train_step
 
-# ../shared/reference/architectures.md (torchvision; densenet264 derived from Table 1).
+# torchvision's published counts; densenet264 derived from Huang et al. 2017, Table 1
+# (docs/parameter_counts.md lists each with its source).
 DENSENET_PARAMS = {
     "densenet121": 7_978_856,
     "densenet161": 28_681_000,

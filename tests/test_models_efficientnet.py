@@ -10,7 +10,7 @@ from cnn_jax.layers import DropPath
 from cnn_jax.models import efficientnet, summary
 from model_testing import assert_param_count, forward_and_train_step
 
-# ../shared/reference/architectures.md (torchvision).
+# torchvision's published counts (docs/parameter_counts.md lists each with its source).
 EFFICIENTNET_PARAMS = {
     "efficientnet_b0": 5_288_548,
     "efficientnet_b1": 7_794_184,

@@ -17,7 +17,7 @@ from cnn_jax.models import summary
 from cnn_jax.models.inception import Inception
 from model_testing import assert_param_count, forward_and_train_step
 
-# ../shared/reference/architectures.md, auxiliary heads off.
+# Auxiliary heads off; docs/parameter_counts.md lists each count with its source.
 INCEPTION_PARAMS = {
     "googlenet": 6_998_552,              # derived from Table 1
     "googlenet_torchvision": 6_624_904,  # torchvision
@@ -26,14 +26,15 @@ INCEPTION_PARAMS = {
     "inception_resnet_v1": 22_756_328,   # derived from Figs. 10-15
     "inception_resnet_v2": 55_843_464,   # timm
 }
-# With the auxiliary heads (architectures.md).
+# With the auxiliary heads: googlenet derived from Table 1 and Section 5, the others
+# torchvision's (docs/parameter_counts.md).
 WITH_AUX_PARAMS = {
     "googlenet": 13_378_280,
     "googlenet_torchvision": 13_004_888,
     "inception_v3": 27_161_264,
 }
 # BN-Inception: the paper's 13.6M does not reproduce; TF-slim's widths (see
-# cnn_jax/models/inception.py) give this, architectures.md's "~11.2M derived".
+# cnn_jax/models/inception.py) give this count, derived (docs/parameter_counts.md).
 INCEPTION_V2_PARAMS = 11_188_288
 
 NAMES = sorted(INCEPTION_PARAMS) + ["inception_v2"]

@@ -9,7 +9,8 @@ from cnn_jax.layers import Conv, depthwise, make_divisible
 from cnn_jax.models import summary
 from model_testing import assert_param_count, forward_and_train_step
 
-# ../shared/reference/architectures.md (timm / torchvision / derived).
+# torchvision's published counts; mobilenet_v1: timm at width 1.0, the other widths derived
+# from Howard et al. 2017, Table 1 (docs/parameter_counts.md lists each with its source).
 MOBILENET_PARAMS = {
     "mobilenet_v2": 3_504_872,
     "mobilenet_v3_large": 5_483_032,

@@ -5,7 +5,7 @@ import pytest
 from cnn_jax import models
 from model_testing import assert_param_count, forward_and_train_step
 
-# ../shared/reference/architectures.md (torchvision, projection shortcuts).
+# torchvision's published counts, projection shortcuts (docs/parameter_counts.md).
 RESNET_PARAMS = {
     "resnet18": 11_689_512,
     "resnet34": 21_797_672,

@@ -12,7 +12,7 @@ import time
 import pytest
 from conftest import ROOT, subprocess_env
 
-from cnn_jax.sweep import verdict
+from cnn_jax.sweep import index, verdict
 from cnn_jax.sweep.verdict import Claim, judge
 
 
@@ -55,6 +55,23 @@ def test_verdict_arithmetic_and_single_seed():
       verdict.NOT_REPRODUCED
   with pytest.raises(ValueError, match="expect='faster'"):
     Claim(metric="test_error", variant="v", baseline="b", expect="faster")
+
+
+def test_steps_to_threshold_metric():
+  from cnn_jax.sweep import metrics
+  run = {"results": {"steps": 30, "top1": 0.5},
+         "history": [{"kind": "train", "step": 10, "top1": 0.6},
+                     {"kind": "train", "step": 20, "top1": 0.8},
+                     {"kind": "eval", "step": 20, "top1": 0.7},
+                     {"kind": "train", "step": 30, "top1": 0.9}]}
+  assert metrics.known("steps_to_train_error@0.25") and metrics.lower_is_better(
+      "steps_to_train_error@0.25")
+  assert metrics.value("steps_to_train_error@0.25", run) == 20
+  assert metrics.value("steps_to_test_error@0.35", run) == 20
+  assert metrics.value("steps_to_train_error@0.05", run) == 30  # never: the last step
+  assert not metrics.known("steps_to_train_error@2") and not metrics.known("speed")
+  assert metrics.value("test_error", run) == pytest.approx(0.5)
+  assert metrics.value("train_error", run) != metrics.value("train_error", run)  # nan
 
 
 TINY = '''"""A tiny study: width 4 vs width 8 (the sweep tests' own experiment file)."""
@@ -142,6 +159,20 @@ def test_tiny_sweep_end_to_end_skip_and_resume(fashion_data_dir, tmp_path):
   assert again.stderr.count("finished earlier, skipped") == 4
   assert "first step" not in again.stderr
   assert (wd / "wide" / "seed_1" / "results.json").stat().st_mtime_ns == mtime
+
+  # --report alone rewrites the report from the runs, training nothing.
+  (wd / "report.md").unlink()
+  report_only = sweep(*args, "--report")
+  assert report_only.returncode == 0 and "first step" not in report_only.stderr
+  assert "| `wide` | 2/2 |" in (wd / "report.md").read_text()
+
+  # The studies table of a README is generated from summary.json.
+  readme = tmp_path / "README.md"
+  readme.write_text("# Studies\n\n" + index.BEGIN + "\nold\n" + index.END + "\n")
+  index.main(["index", str(tmp_path), str(readme)])
+  table = readme.read_text()
+  assert "old" not in table and "`wd` (4/4 runs)" in table and "wider is better" in table
+  assert summary["claims"][0]["verdict"] in table
 
   # Another experiment's cells, or other overrides, are refused before anything trains.
   other = write_experiment(tmp_path / "other.py")

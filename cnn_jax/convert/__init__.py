@@ -5,8 +5,9 @@
   logits = model.apply(variables, x_nhwc, train=False)   # == the source's logits
 
 `convert(source, name, weights) -> Converted` also says how the converted model expects
-its input normalised (`mean`/`std`). Model code never imports this package (STYLE.md);
-each family's mapping lives in the file named after the family, registered on import.
+its input normalised (`mean`/`std`). Model code never imports this package (the models
+know no weight source's conventions); each family's mapping lives in the file named after
+the family, registered on import.
 `python -m cnn_jax.convert` writes an orbax checkpoint that `config.init_from` loads.
 """
 

@@ -1,4 +1,4 @@
-"""Writes a converted checkpoint that `--config.init_from` loads.
+r"""Writes a converted checkpoint that `--config.init_from` loads.
 
   python -m cnn_jax.convert --model=resnet50 --source=torchvision \
       --weights=resnet50-11ad3fa6.pth --out=pretrained/resnet50_tv [--verify]
@@ -61,6 +61,16 @@ def _source_logits(source: str, name: str, weights, num_classes: int, x):
   return out.numpy()
 
 
+def _parse_flags(argv):
+  """absl's parser, except that asking for help (--help, -h, --helpfull) prints the usage
+  and exits 0 (absl exits 1), before the required flags are checked."""
+  asked = set(argv[1:])
+  if asked & {"--help", "-h", "-?", "--helpshort", "--helpfull"}:
+    app.usage(shorthelp="--helpfull" not in asked, writeto_stdout=True)
+    sys.exit(0)
+  return app.parse_flags_with_usage(argv)
+
+
 def main(argv) -> None:
   del argv
   import numpy as np
@@ -100,4 +110,4 @@ def main(argv) -> None:
 
 if __name__ == "__main__":
   flags.mark_flags_as_required(["model", "source", "weights", "out"])
-  app.run(main)
+  app.run(main, flags_parser=_parse_flags)

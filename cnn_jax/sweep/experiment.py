@@ -105,7 +105,8 @@ def _check_claims(path: str, raw, cells) -> tuple[Claim, ...]:
                          f"cells: {', '.join(sorted(names))}")
     if not sweep_metrics.known(claim.metric):
       raise UsageError(f"{path}: claim metric {claim.metric!r} is unknown; choose one of "
-                       f"{', '.join(sweep_metrics.names())}")
+                       f"{', '.join(sweep_metrics.names())} or "
+                       f"steps_to_<train|test>_error@<threshold>")
     claims.append(claim)
   return tuple(claims)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from typing import Callable
 
 from cnn_jax.train.metrics import read_history
@@ -45,20 +46,49 @@ _METRICS: dict[str, tuple[Callable[[dict], float], bool, str]] = {
 }
 
 
+# steps_to_<train|test>_error@<threshold>: the first logged step at which the error is at
+# or below the threshold (train: a log window's running average; test: an evaluation).
+# A run that never gets there counts as its last step: a lower bound on the true value,
+# which can only understate the difference between a fast and a slow variant.
+_STEPS_TO = re.compile(r"^steps_to_(train|test)_error@(0?\.\d+|1(\.0*)?)$")
+
+
+def _steps_to(kind: str, threshold: float, run) -> float:
+  records = [r for r in run["history"] if "split" not in r and "top1" in r and
+             r["kind"] == ("train" if kind == "train" else "eval")]
+  for r in sorted(records, key=lambda r: r["step"]):
+    if 1.0 - r["top1"] <= threshold:
+      return float(r["step"])
+  return float(run["results"]["steps"])
+
+
+def _lookup(name: str):
+  if name in _METRICS:
+    return _METRICS[name]
+  m = _STEPS_TO.match(name)
+  if not m:
+    raise KeyError(name)
+  kind, threshold = m.group(1), float(m.group(2))
+  return (lambda r: _steps_to(kind, threshold, r), True,
+          f"first step at which the {kind} error is <= {threshold:g} (the run's last step "
+          f"if never: a lower bound)")
+
+
 def names() -> list[str]:
+  """The fixed metrics (plus the pattern steps_to_<train|test>_error@<threshold>)."""
   return sorted(_METRICS)
 
 
 def known(name: str) -> bool:
-  return name in _METRICS
+  return name in _METRICS or bool(_STEPS_TO.match(name))
 
 
 def lower_is_better(name: str) -> bool:
-  return _METRICS[name][1]
+  return _lookup(name)[1]
 
 
 def describe(name: str) -> str:
-  return _METRICS[name][2]
+  return _lookup(name)[2]
 
 
 def read_run(run_dir: str) -> dict | None:
@@ -74,7 +104,7 @@ def read_run(run_dir: str) -> dict | None:
 def value(name: str, run: dict) -> float:
   """The metric of one run; nan where the run lacks what it needs."""
   try:
-    v = float(_METRICS[name][0](run))
+    v = float(_lookup(name)[0](run))
   except (KeyError, TypeError, ValueError):
     return float("nan")
   return v if math.isfinite(v) else float("nan")

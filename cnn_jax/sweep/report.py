@@ -60,6 +60,8 @@ def summarize(experiment, workdir: str, seeds: int) -> dict:
   from cnn_jax import data
   cells = {}
   runs_by_cell = {}
+  metric_names = list(dict.fromkeys(sweep_metrics.names() +
+                                    [c.metric for c in experiment.claims]))
   for cell in experiment.cells:
     runs, statuses = {}, {}
     for k in range(seeds):
@@ -71,7 +73,7 @@ def summarize(experiment, workdir: str, seeds: int) -> dict:
     runs_by_cell[cell.name] = runs
     entry = {"overrides": cell.overrides, "runs": statuses,
              "metrics": {m: _stats([sweep_metrics.value(m, r) for r in runs.values()])
-                         for m in sweep_metrics.names()}}
+                         for m in metric_names}}
     if runs:
       first = min(runs)
       with open(os.path.join(run_dir(workdir, cell.name, first), "config.json")) as f:
