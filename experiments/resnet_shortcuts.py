@@ -1,7 +1,7 @@
 """ResNet shortcut options A, B and C (He et al. 2015, Section 3.3 and Table 3).
 
   python -m cnn_jax.sweep --config=experiments/resnet_shortcuts.py \
-      --workdir=experiments/results/resnet_shortcuts               # CPU scale, ~20 min
+      --workdir=experiments/results/resnet_shortcuts               # CPU scale, ~17 min
   python -m cnn_jax.sweep --config=experiments/resnet_shortcuts.py:imagenet --workdir=DIR
 
 Claim (Table 3, ResNet-34, 10-crop top-1 error): (A) zero-padding identity shortcuts
@@ -11,7 +11,7 @@ the differences are small ("projection shortcuts are not essential").
 
 CPU scale (the default) and what it changes: Fashion-MNIST at 28 px instead of ImageNet;
 the CIFAR ResNet-20 of Section 4.2 (resnet20: 3x3 stem, three stages) at half width
-(8/16/32 channels) instead of ResNet-34; 300 steps of batch 128 (~0.64 epoch), SGD momentum
+(8/16/32 channels) instead of ResNet-34; 240 steps of batch 128 (~0.5 epoch), SGD momentum
 0.9, learning rate 0.1 with a cosine decay, weight decay 1e-4; no augmentation; 3 seeds.
 Option A is the registry's resnet20; B and C set model_kwargs.shortcut to 'projection'
 and 'projection_all'.
@@ -37,7 +37,7 @@ def get_config(arg: str = ""):
     c = resnet_config.recipe("resnet34", paper=True)
     c.eval_protocol = "ten_crop"
     return c
-  c = common.cpu_study(resnet_config.recipe("resnet18"), steps=300, batch_size=128,
+  c = common.cpu_study(resnet_config.recipe("resnet18"), steps=240, batch_size=128,
                        evals=2, log_every=20)
   c.model = "resnet20"
   c.model_kwargs = {"width": 8}

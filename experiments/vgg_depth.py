@@ -1,7 +1,7 @@
 """VGG depth: A (11 layers), B (13), D (16), E (19), and C vs D (Simonyan & Zisserman 2014).
 
   python -m cnn_jax.sweep --config=experiments/vgg_depth.py \
-      --workdir=experiments/results/vgg_depth                      # CPU scale, ~35 min
+      --workdir=experiments/results/vgg_depth                      # CPU scale, ~25 min
   python -m cnn_jax.sweep --config=experiments/vgg_depth.py:imagenet --workdir=DIR
 
 Claims (Section 4.1, Table 3, single-scale evaluation, S = Q = 256): "the classification
@@ -12,8 +12,8 @@ architecture saturated when the depth reached 19 layers" (E no better than D); a
 27.0%): spatial context matters.
 
 CPU scale (the default) and what it changes (configs/vgg.py cpu_study): Fashion-MNIST
-resized to 32 px; conv widths x0.25; fc6/fc7 of 256 units on a 1x1 map; batch 128; 240
-steps (~0.5 epoch) with a cosine decay; no augmentation; 3 seeds; and **BatchNorm after
+resized to 32 px; conv widths x0.25; fc6/fc7 of 256 units on a 1x1 map; batch 128; 200
+steps (~0.43 epoch) with a cosine decay; no augmentation; 3 seeds; and **BatchNorm after
 every conv with He initialisation** (model_kwargs.batch_norm, torchvision's vgg*_bn),
 learning rate 0.05. The paper has no BatchNorm: without it the deeper nets do not leave
 chance level in the steps this machine affords (measured: VGG-E (19) at learning rates
@@ -45,7 +45,7 @@ def get_config(arg: str = ""):
     c.augment = "vgg_fixed_scale"
     c.eval_protocol, c.eval_scales = "dense", (256,)
     return c
-  c = vgg_config.cpu_study(steps=240)
+  c = vgg_config.cpu_study(steps=200)
   c.model_kwargs.batch_norm = True
   c.model_kwargs.weight_init = "he"
   c.learning_rate = 0.05

@@ -103,7 +103,9 @@ class FullyConnectedClassifier(nn.Module):
   evaluator). Without it, any other map size is an error rather than a silent crop.
 
   Dropout 0.5 on the outputs of fc6 and fc7 (AlexNet Section 4.2, VGG Section 3.1).
-  `hidden_bias` is the initial bias of fc6/fc7 (AlexNet Section 5 sets 1).
+  `hidden_bias` is the initial bias of fc6/fc7 (AlexNet Section 5 sets 1). `act` is the
+  nonlinearity after fc6 and fc7: ReLU in all three papers (tanh for AlexNet's Fig. 1
+  comparison).
   """
   num_classes: int
   window: int
@@ -113,6 +115,7 @@ class FullyConnectedClassifier(nn.Module):
   kernel_init: Callable = nn.initializers.normal(0.01)
   hidden_bias: float = 0.0
   dtype: Dtype = jnp.float32
+  act: Callable = nn.relu
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool) -> jax.Array:
@@ -129,7 +132,7 @@ class FullyConnectedClassifier(nn.Module):
                bias_init=nn.initializers.constant(self.hidden_bias if hidden else 0.0),
                name=f"fc{6 + i}")(x)  # Caffe's names for AlexNet's and VGG's FC layers
       if hidden:
-        x = nn.relu(x)
+        x = self.act(x)
         if i == len(widths) - 2:
           self.sow("intermediates", "pre_logits", x)
         x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)

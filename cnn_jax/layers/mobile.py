@@ -55,6 +55,7 @@ ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
     "silu": nn.silu,
     "sigmoid": nn.sigmoid,
     "hard_sigmoid": hard_sigmoid,
+    "tanh": nn.tanh,  # the saturating baseline of AlexNet's Fig. 1 (Krizhevsky et al. 2012)
 }
 
 
@@ -132,6 +133,11 @@ class InvertedResidual(nn.Module):
   with make_divisible(., se_divisor) when `se_divisor` > 1 and floored otherwise. The
   shortcut exists when stride is 1 and the width is unchanged; `drop_path_rate` applies
   stochastic depth to the branch.
+
+  Ablations of Sandler et al. 2018, Fig. 6 (neither changes the parameters):
+  `project_act` None is the linear bottleneck (Sec. 3.2); an activation after the
+  projection is Fig. 6a's non-linear bottleneck. `residual=False` drops the shortcut
+  (Fig. 6b's "no residual"; the default is its shortcut between bottlenecks).
   """
   features: int
   expanded_features: int
@@ -146,6 +152,8 @@ class InvertedResidual(nn.Module):
   drop_path_rate: float = 0.0
   conv_block: Callable = ConvNormAct
   dtype: Dtype = jnp.float32
+  project_act: Callable | None = None
+  residual: bool = True
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool) -> jax.Array:
@@ -163,7 +171,7 @@ class InvertedResidual(nn.Module):
         squeeze = max(1, int(base * self.se_ratio))
       y = SqueezeExcite(squeeze, act=self.se_act, gate=self.se_gate, dtype=self.dtype,
                         name="se")(y)
-    y = self.conv_block(self.features, 1, act=None, name="project")(y, train)
-    if self.strides == 1 and in_features == self.features:
+    y = self.conv_block(self.features, 1, act=self.project_act, name="project")(y, train)
+    if self.residual and self.strides == 1 and in_features == self.features:
       y = DropPath(self.drop_path_rate, name="drop_path")(y, deterministic=not train) + x
     return y

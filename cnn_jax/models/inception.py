@@ -17,6 +17,16 @@ builders of cnn_jax/layers/inception.py. The layouts below read like the papers'
                          Szegedy et al. 2016, "Inception-v4, Inception-ResNet and the
                          Impact of Residual Connections", Figs. 3-19; v4 and IR-v2 follow
                          the authors' TF-slim code (timm), IR-v1 the paper's figures.
+
+Ablation fields of `Inception`, shared by every version; each default is the paper's:
+  norm   True: conv + BN + ReLU; False: conv + bias + ReLU. GoogLeNet registers False
+         (Szegedy et al. 2014 predates BN), every other version True. `inception_v2` with
+         norm=False is Ioffe & Szegedy 2015's "Inception" baseline (Section 4.2.2: the
+         Figure 5 network without BN) against which BN-Baseline is compared.
+  head   'gap': global average pool -> dropout -> FC (all versions). 'fc': the final map
+         flattened -> dropout -> FC, the fully connected classifier that GoogLeNet's
+         average pooling replaced for +0.6% top-1 (Szegedy et al. 2014, Section 5); at
+         224 px GoogLeNet's FC then reads 7x7x1024 values instead of 1024.
 """
 
 from __future__ import annotations
@@ -46,7 +56,11 @@ Layout = tuple
 class Inception(nn.Module):
   """Runs a layout, then global average pool -> dropout -> FC.
 
-  `norm=False` gives GoogLeNet's conv + bias + ReLU; otherwise conv + BN + ReLU. With
+  `norm=False` gives GoogLeNet's conv + bias + ReLU; otherwise conv + BN + ReLU (every
+  conv of a step: the stem, the modules and the aux heads; the residual projections and
+  the BN-Inception stem's depthwise conv have no BN either way). `head` is 'gap' (global
+  average pool -> dropout -> FC) or 'fc' (flatten -> dropout -> FC: Szegedy et al. 2014,
+  Section 5's fully connected alternative; its weight grows with the input size). With
   `aux_logits`, an `AuxClassifier` follows each layer named in `aux_after`; its logits
   are sown into 'aux_logits' as aux1, aux2, ... when training (the trainer weights them
   by config.aux_loss_weight); its parameters exist whenever `aux_logits` is set.
@@ -67,11 +81,14 @@ class Inception(nn.Module):
   dtype: Any = jnp.float32
   bn_scale: bool = True
   pool_count_include_pad: bool | None = None
+  head: str = "gap"
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
     if self.aux_logits and not self.aux_after:
       raise ValueError("this network has no auxiliary classifier; use aux_logits=False")
+    if self.head not in ("gap", "fc"):
+      raise ValueError(f"unknown head {self.head!r}; choose 'gap' or 'fc'")
     # Without BN (GoogLeNet) the fan-out init of 1x1 reductions (fan_in >> fan_out)
     # blows activations up layer after layer; fan-in He init keeps their scale.
     kernel_init = he_normal_fan_out if self.norm else he_normal_fan_in
@@ -92,7 +109,7 @@ class Inception(nn.Module):
             self.sow("aux_logits", f"aux{i}", logits)
       self.sow("intermediates", stage, x)
     return ClassifierHead(self.num_classes, self.dropout_rate, dtype=self.dtype,
-                          name="head")(x, train)
+                          flatten=self.head == "fc", name="head")(x, train)
 
 
 def _repeat(prefix: str, step, n: int) -> tuple:

@@ -5,6 +5,16 @@ cnn_jax/layers/mobile.py. Padding is symmetric (k//2, the torchvision convention
 reference parameter counts come from); pass `padding='SAME'` for TF-trained weights.
 Intermediates: 'stem', then 'stageN' = the last feature map at stride 2**N (a new stage
 starts at every stride-2 block), and 'pre_logits' from the head.
+
+Ablation fields (each default is the paper's network):
+  MobileNetV1.separable          False: "Conv MobileNet" (Howard et al. 2017, Table 4),
+                                 every depthwise 3x3 + pointwise 1x1 pair replaced by one
+                                 full 3x3 conv-BN-act (the pointwise's width, the
+                                 depthwise's stride): 29.3M parameters, 4866M mult-adds.
+  MobileNetV2.linear_bottleneck  False: ReLU6 after each block's projection conv
+                                 (Sandler et al. 2018, Fig. 6a; Sec. 3.2 argues for linear).
+  MobileNetV2.residual           False: no shortcuts between bottlenecks (Fig. 6b).
+Only `separable` changes the parameters.
 """
 
 from __future__ import annotations
@@ -44,6 +54,9 @@ class MobileNetV1(nn.Module):
   """`width_multiplier` is the paper's alpha (Sec. 3.3): width = max(int(c * alpha), 8).
 
   `act` is 'relu' (the paper, Fig. 3) or 'relu6' (the TF / Keras release).
+  `separable=False` is Table 4's "Conv MobileNet": each depthwise separable layer becomes
+  one full 3x3 conv-BN-act with the pointwise conv's output width and the depthwise conv's
+  stride (Fig. 3 left instead of right), named `block{i}` itself.
   """
   num_classes: int = 1000
   width_multiplier: float = 1.0
@@ -53,6 +66,7 @@ class MobileNetV1(nn.Module):
   bn_momentum: float = 0.9
   bn_epsilon: float = 1e-5
   dtype: Any = jnp.float32
+  separable: bool = True
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
@@ -65,8 +79,11 @@ class MobileNetV1(nn.Module):
     self.sow("intermediates", "stem", x)
     strides = [s for _, s in V1_LAYERS]
     for i, (features, stride) in enumerate(V1_LAYERS):
-      x = DepthwiseSeparable(width(features), stride, act=act, conv_block=conv_block,
-                             name=f"block{i + 1}")(x, train)
+      if self.separable:
+        x = DepthwiseSeparable(width(features), stride, act=act, conv_block=conv_block,
+                               name=f"block{i + 1}")(x, train)
+      else:
+        x = conv_block(width(features), 3, stride, name=f"block{i + 1}")(x, train)
       _sow_stages(self, x, i, strides)
     return ClassifierHead(self.num_classes, self.dropout_rate, dtype=self.dtype,
                           name="head")(x, train)
@@ -79,7 +96,12 @@ V2_LAYERS = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2),
 
 
 class MobileNetV2(nn.Module):
-  """Inverted residuals with linear bottlenecks, ReLU6, widths divisible by 8 (Sec. 4)."""
+  """Inverted residuals with linear bottlenecks, ReLU6, widths divisible by 8 (Sec. 4).
+
+  Fig. 6's ablations, both True in the paper's network and neither changing the
+  parameters: `linear_bottleneck=False` puts ReLU6 after every block's 1x1 projection
+  (Fig. 6a), `residual=False` removes the shortcuts between bottlenecks (Fig. 6b).
+  """
   num_classes: int = 1000
   width_multiplier: float = 1.0
   dropout_rate: float = 0.2  # torchvision / TF-slim classifier dropout
@@ -87,6 +109,8 @@ class MobileNetV2(nn.Module):
   bn_momentum: float = 0.9
   bn_epsilon: float = 1e-5
   dtype: Any = jnp.float32
+  linear_bottleneck: bool = True
+  residual: bool = True
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
@@ -104,7 +128,8 @@ class MobileNetV2(nn.Module):
       expanded = int(round(x.shape[-1] * t))
       x = InvertedResidual(features, expanded, 3, stride, act=jax.nn.relu6,
                            conv_block=conv_block, dtype=self.dtype,
-                           name=f"block{i + 1}")(x, train)
+                           project_act=None if self.linear_bottleneck else jax.nn.relu6,
+                           residual=self.residual, name=f"block{i + 1}")(x, train)
       _sow_stages(self, x, i, strides)
     # The last conv is never thinned below 1280 (Sec. 6.1).
     x = conv_block(max(1280, width(1280)), 1, name="head_conv")(x, train)
