@@ -24,12 +24,16 @@ from cnn_jax.cli import UsageError  # noqa: E402,F401  (re-exported: tests and u
 
 def check_config(config) -> None:
   """Validates everything that can be checked without compiling; raises UsageError."""
+  import math
+
   import jax
 
   from cnn_jax import data, models
   from cnn_jax.data.augment import AUGMENTATIONS
+  from cnn_jax.data.eval_protocols import PROTOCOLS
   from cnn_jax.train.loop import DTYPES
-  from cnn_jax.train.optimizers import OPTIMIZERS, SCHEDULES
+  from cnn_jax.train.optimizers import (OPTIMIZERS, SCHEDULES, WEIGHT_DECAY_MODES,
+                                        check_weight_decay)
 
   try:
     spec = models.spec(config.model)
@@ -39,10 +43,33 @@ def check_config(config) -> None:
   for field, value, allowed in (("dtype", config.dtype, DTYPES),
                                 ("optimizer", config.optimizer, OPTIMIZERS),
                                 ("lr_schedule", config.lr_schedule, SCHEDULES),
-                                ("augment", config.augment, AUGMENTATIONS)):
+                                ("weight_decay_mode", config.weight_decay_mode,
+                                 WEIGHT_DECAY_MODES),
+                                ("augment", config.augment, AUGMENTATIONS),
+                                ("eval_protocol", config.get("eval_protocol", "center"),
+                                 PROTOCOLS)):
     if value not in allowed:
       raise UsageError(f"unknown {field} {value!r}; set --config.{field} to one of "
                        f"{', '.join(sorted(allowed))}")
+  if config.get("eval_protocol", "center") != "center" and not ds_info.jpeg:
+    raise UsageError(data.protocol_needs_jpeg(config.eval_protocol, config.dataset))
+  # Step counts and rates that would divide by zero after compiling or train backwards.
+  for field, what in (("log_every_steps", "steps between log lines"),
+                      ("checkpoint_every_steps", "steps between checkpoints"),
+                      ("keep_checkpoints", "checkpoints kept")):
+    if config[field] < 1:
+      raise UsageError(f"{field}={config[field]} must be >= 1 ({what}); set "
+                       f"--config.{field}")
+  if not config.eval_every_epochs > 0:
+    raise UsageError(f"eval_every_epochs={config.eval_every_epochs} must be > 0 (the run is "
+                     f"also evaluated at its end); set --config.eval_every_epochs, e.g. 1")
+  if not (math.isfinite(config.learning_rate) and config.learning_rate >= 0):
+    raise UsageError(f"learning_rate={config.learning_rate} must be a finite number >= 0; "
+                     f"set --config.learning_rate")
+  try:
+    check_weight_decay(config)
+  except ValueError as e:
+    raise UsageError(str(e)) from None
   n_dev, n_proc = jax.device_count(), jax.process_count()
   for field in ("batch_size", "eval_batch_size"):
     value = config[field]
@@ -120,7 +147,19 @@ def main(argv) -> None:
 
   from cnn_jax.train.loop import train_and_evaluate
   logging.info("workdir: %s", os.path.abspath(workdir))
-  train_and_evaluate(config, workdir, source=cli.override_summary())
+  try:
+    results = train_and_evaluate(config, workdir, source=cli.override_summary())
+  except (UsageError, DataError, ValueError) as e:
+    # What the loop raises for the user to act on (another run in the workdir, a split
+    # smaller than the batch, unreadable checkpoints, divergence) and the library
+    # ValueErrors of a bad config (e.g. init_from) are one line; anything else keeps its
+    # traceback. `--verbosity=1` logs the traceback of these too.
+    logging.debug("train_and_evaluate failed", exc_info=True)
+    sys.exit(f"error: {' '.join(str(e).split())}")
+  if results.get("preempted"):
+    # Checkpointed: EX_TEMPFAIL, as `python -m cnn_jax.sweep`, so a scheduler requeues;
+    # rerunning the same command resumes.
+    sys.exit(75)
 
 
 def run() -> None:

@@ -33,6 +33,14 @@ def error_line(proc) -> str:
     ("--config.batch_sise=3", 'unknown config field config.batch_sise (Did you mean '
                               '"batch_size"?)'),
     ("--config.optimizer=sgdd", "unknown optimizer 'sgdd'"),
+    # Divided by after compiling; a misspelt mode silently meant no weight decay at all.
+    ("--config.log_every_steps=0", "log_every_steps=0 must be >= 1"),
+    ("--config.weight_decay_mode=decopled", "unknown weight_decay_mode 'decopled'"),
+    ("--config.eval_protocol=ten_crop", "eval_protocol 'ten_crop' needs a JPEG dataset"),
+    # Raised by the training loop once the split's size is known, still before compiling.
+    ("--config.batch_size=60032", "has 60000 examples, fewer than the global "
+                                  "batch_size=60032, so an epoch has no step; set "
+                                  "--config.batch_size to at most 60000"),
 ])
 def test_bad_config_is_one_line(fashion_data_dir, tmp_path, override, expected):
   proc = run_main("--config=configs/fashion_mnist.py", f"--workdir={tmp_path}",
@@ -45,6 +53,22 @@ def test_batch_not_divisible_by_devices(fashion_data_dir, tmp_path):
   proc = run_main("--config=configs/fashion_mnist.py", f"--workdir={tmp_path}",
                   f"--config.data_dir={fashion_data_dir}", "--config.batch_size=12", devices=8)
   assert "batch_size=12 must be a positive multiple of the 8 devices" in error_line(proc)
+
+
+def test_workdir_of_another_run_is_one_line(fashion_data_dir, tmp_path):
+  from configs import fashion_mnist
+  earlier = fashion_mnist.get_config()
+  earlier.data_dir = fashion_data_dir
+  earlier.model_kwargs.width = 8
+  saved = earlier.to_json_best_effort(indent=2, sort_keys=True)
+  (tmp_path / "config.json").write_text(saved)
+  proc = run_main("--config=configs/fashion_mnist.py", f"--workdir={tmp_path}",
+                  f"--config.data_dir={fashion_data_dir}")
+  line = error_line(proc)
+  assert "holds a run of another config (model_kwargs.width: 8 -> 16)" in line
+  assert "choose another --workdir" in line
+  assert sorted(os.listdir(tmp_path)) == ["config.json"]
+  assert (tmp_path / "config.json").read_text() == saved
 
 
 def test_missing_config_file(tmp_path):
@@ -81,9 +105,10 @@ def test_cli_trains_and_resumes(fashion_data_dir, tmp_path):
   first = run_main(*args, timeout=300)
   assert first.returncode == 0, first.stderr[-3000:]
   assert "steps/s" in first.stderr and "ETA" in first.stderr
-  assert (tmp_path / "results.json").exists()
-  again = run_main(*args, timeout=300)
-  assert again.returncode == 0 and "resumed at step 6" in again.stderr
+  results = (tmp_path / "results.json").read_text()
+  again = run_main(*args, timeout=300)  # finished: its results stay as they were
+  assert again.returncode == 0 and "holds a finished run of 6 steps" in again.stderr
+  assert (tmp_path / "results.json").read_text() == results
 
 
 def test_image_too_small_for_model():
@@ -95,3 +120,39 @@ def test_image_too_small_for_model():
     check_config(config)
   config.model, config.image_size = "resnet18", 28  # the ImageNet stem still fits 28 px
   check_config(config)
+
+
+@pytest.mark.parametrize("changes,expected", [
+    ({"log_every_steps": 0}, "log_every_steps=0 must be >= 1"),
+    ({"checkpoint_every_steps": -5}, "checkpoint_every_steps=-5 must be >= 1"),
+    ({"keep_checkpoints": 0}, "keep_checkpoints=0 must be >= 1"),
+    ({"eval_every_epochs": 0.0}, "eval_every_epochs=0.0 must be > 0"),
+    ({"weight_decay_mode": "L2"}, "unknown weight_decay_mode 'L2'; set "
+                                  "--config.weight_decay_mode to one of decoupled, l2"),
+    ({"weight_decay": -1e-4}, "weight_decay=-0.0001 must be >= 0"),
+    ({"optimizer": "adamw"}, "optimizer=adamw applies weight_decay=0.0005 itself "
+                             "(decoupled); weight_decay_mode=l2 would add it to the loss "
+                             "as well: set --config.weight_decay_mode=decoupled"),
+    ({"learning_rate": -0.1}, "learning_rate=-0.1 must be a finite number >= 0"),
+    ({"learning_rate": float("nan")}, "learning_rate=nan must be a finite number >= 0"),
+    ({"eval_protocol": "dense"}, "eval_protocol 'dense' needs a JPEG dataset"),
+    ({"eval_protocol": "tencrop"}, "unknown eval_protocol 'tencrop'"),
+])
+def test_config_numbers_and_modes(changes, expected):
+  from configs import fashion_mnist
+  from cnn_jax.main import UsageError, check_config
+  config = fashion_mnist.get_config()  # nesterov, weight decay 5e-4 as l2
+  config.update(changes)
+  with pytest.raises(UsageError) as e:
+    check_config(config)
+  assert expected in str(e.value)
+
+
+def test_adamw_takes_decoupled_decay_and_zero_rate_is_allowed():
+  from configs import fashion_mnist
+  from cnn_jax.main import check_config
+  config = fashion_mnist.get_config()
+  config.update({"optimizer": "adamw", "weight_decay_mode": "decoupled"})
+  check_config(config)
+  config.update({"weight_decay_mode": "l2", "weight_decay": 0.0, "learning_rate": 0.0})
+  check_config(config)  # nothing to decay twice; a zero rate (e.g. BN statistics only)

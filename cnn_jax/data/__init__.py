@@ -82,6 +82,13 @@ def extra_eval_names(config) -> tuple[str, ...]:
   return tuple(n.strip() for entry in names for n in entry.split(",") if n.strip())
 
 
+def protocol_needs_jpeg(protocol: str, name: str) -> str:
+  """The error for a multi-view evaluation protocol on a dataset of decoded arrays."""
+  return (f"eval_protocol {protocol!r} needs a JPEG dataset (imagenet2012, image_folder): "
+          f"its crops are cut from the encoded full-size image; {name} is evaluated with "
+          f"center only: set --config.eval_protocol=center")
+
+
 def prepare(config):
   """Returns the prepared TFDS builder of `config.dataset`, building it once if needed."""
   ds_info = info(config.dataset)
@@ -94,9 +101,11 @@ def prepare(config):
                     f"--config.extra_eval_datasets={name}")
   from cnn_jax.data.eval_protocols import PROTOCOLS
   protocol = config.get("eval_protocol", "center")
-  if protocol not in PROTOCOLS or (protocol != "center" and not ds_info.jpeg):
-    raise DataError(f"unknown eval_protocol {protocol!r} for {name}; choose one of "
-                    f"{', '.join(PROTOCOLS) if ds_info.jpeg else 'center'}")
+  if protocol not in PROTOCOLS:
+    raise DataError(f"unknown eval_protocol {protocol!r}; choose one of "
+                    f"{', '.join(PROTOCOLS)}")
+  if protocol != "center" and not ds_info.jpeg:
+    raise DataError(protocol_needs_jpeg(protocol, name))
   for extra in extra_eval_names(config):
     if extra not in DATASETS or info(extra).train_split or not info(extra).jpeg:
       raise DataError(f"extra_eval_datasets: {extra!r} is not an ImageNet evaluation set; "
@@ -125,17 +134,23 @@ class Input:
     return self._eval_fn()
 
 
-def _local_eval_batch(config, process_count: int) -> int:
-  """Per-process eval batch; with `eval_max_examples` no larger than those examples need
-  (rounded up to the local devices), so a smoke run does not pad to a 1000-image batch."""
+def _local_eval_batch(config, process_count: int, num_examples: int, what: str) -> int:
+  """Per-process eval batch, no larger than the split (or its first `eval_max_examples`)
+  needs, rounded up to the local devices: a 10k-image split is not padded to a 16k batch,
+  nor a smoke run's 64 images to 1000. A shrunk batch is logged."""
+  import logging
+
+  import jax
   local = config.eval_batch_size // process_count
   max_examples = config.get("eval_max_examples", -1)
-  if max_examples > 0:
-    import jax
-    devices = jax.local_device_count()
-    needed = -(-max_examples // process_count)
-    local = min(local, -(-needed // devices) * devices)
-  return local
+  total = min(num_examples, max_examples) if max_examples > 0 else num_examples
+  devices = jax.local_device_count()
+  needed = -(-max(total, 1) // process_count)
+  shrunk = min(local, -(-needed // devices) * devices)
+  if shrunk < local:
+    logging.info("eval batch %d instead of eval_batch_size=%d: %s has %d examples to "
+                 "evaluate", shrunk * process_count, config.eval_batch_size, what, total)
+  return shrunk
 
 
 def _preprocess_fn(ds_info: DatasetInfo, image_size: int, mean, std, augment_name: str):
@@ -163,8 +178,10 @@ def create_input(config, *, model_spec, process_index: int = 0,
   std = ds_info.std or model_spec.std
   pre = _preprocess_fn(ds_info, config.image_size, mean, std, config.augment)
   local_train = config.batch_size // process_count
-  local_eval = _local_eval_batch(config, process_count)
   num_train = builder.info.splits[ds_info.train_split].num_examples
+  local_eval = _local_eval_batch(config, process_count,
+                                 builder.info.splits[ds_info.eval_split].num_examples,
+                                 f"the {ds_info.eval_split} split of {ds_info.name}")
 
   def train_fn(start_step):
     return train_stream(builder, ds_info.train_split, lambda ex, s: pre(ex, s, True),
@@ -207,7 +224,6 @@ def _create_jpeg_input(config, ds_info: DatasetInfo, model_spec, process_index: 
   protocol = config.get("eval_protocol", "center")
   scales = config.get("eval_scales", None)
   local_train = config.batch_size // process_count
-  local_eval = _local_eval_batch(config, process_count)
   num_train = builder.info.splits[ds_info.train_split].num_examples
   mixup, cutmix = config.get("mixup_alpha", 0.0), config.get("cutmix_alpha", 0.0)
   batch_fn = None
@@ -223,6 +239,8 @@ def _create_jpeg_input(config, ds_info: DatasetInfo, model_spec, process_index: 
                         seed_per_epoch=True)
 
   def eval_input(b, split, info_: DatasetInfo):
+    local_eval = _local_eval_batch(config, process_count, b.info.splits[split].num_examples,
+                                   f"the {split} split of {info_.name}")
     pre = imagenet.eval_preprocess(protocol=protocol, scales=scales, label_key=info_.label_key,
                                    num_classes=info_.num_classes, **common)
     ds, split_info = eval_batches(b, split, pre, local_batch_size=local_eval,

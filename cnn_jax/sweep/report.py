@@ -157,7 +157,9 @@ def markdown(experiment, summary: dict, command: str, plot_name: str | None) -> 
   if plot_name:
     lines += [f"![{title}]({plot_name})", ""]
   lines += ["Metrics: " + "; ".join(f"*{m.replace('_', ' ')}*: {sweep_metrics.describe(m)}"
-                                    for m in shown) + ".", ""]
+                                    for m in shown) + ". *wall s / run*: as measured, "
+            "compile and evaluations included; on a shared machine it moves with the load.",
+            ""]
   if experiment.doc:
     lines += ["## The experiment (its docstring)", "", "```text", experiment.doc, "```", ""]
   return "\n".join(lines)

@@ -24,7 +24,7 @@ from cnn_jax.train.metrics import (History, Progress, log_line, params_fingerpri
                                    write_results)
 from cnn_jax.train.optimizers import create_optimizer, learning_rate_schedule
 from cnn_jax.train.state import TrainState
-from cnn_jax.train.steps import jit_eval, jit_steps
+from cnn_jax.train.steps import all_finite, jit_eval, jit_steps
 
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
 
@@ -147,12 +147,17 @@ def evaluate(eval_fn, state, batches, mesh) -> dict:
 
 
 class _Preemption:
-  """Turns SIGTERM into a flag the loop checks, so it can checkpoint before exiting."""
+  """Turns SIGTERM into a flag the loop checks, so it can checkpoint before exiting.
+
+  `restore()` puts back the handler that was installed before (the sweep runner trains
+  runs one after another in one process)."""
 
   def __init__(self):
     self.requested = False
+    self._installed, self._previous = False, None
     try:
-      signal.signal(signal.SIGTERM, self._handle)
+      self._previous = signal.signal(signal.SIGTERM, self._handle)
+      self._installed = True
     except ValueError:  # not in the main thread (e.g. tests)
       pass
 
@@ -161,6 +166,91 @@ class _Preemption:
     logging.warning("SIGTERM received: checkpointing and stopping")
     self.requested = True
 
+  def restore(self) -> None:
+    if self._installed:
+      signal.signal(signal.SIGTERM,
+                    signal.SIG_DFL if self._previous is None else self._previous)
+      self._installed = False
+
+
+class DivergenceError(ValueError):
+  """A non-finite training loss or parameter; raised before anything non-finite is saved."""
+
+
+# Fields that make a workdir's checkpoints and results another run: a config that changes
+# one of them is refused in a workdir holding a run; any other change is logged.
+IDENTITY_FIELDS = ("model", "model_kwargs", "optimizer", "dataset", "image_size")
+CONFIG_FILE = "config.json"
+_ABSENT = object()
+
+
+def _flatten(tree: dict, prefix: str = "") -> dict:
+  out = {}
+  for k, v in tree.items():
+    if isinstance(v, dict) and v:
+      out.update(_flatten(v, f"{prefix}{k}."))
+    else:
+      out[f"{prefix}{k}"] = v
+  return out
+
+
+def check_workdir_config(config, workdir: str) -> list[str]:
+  """Compares `config` with `<workdir>/config.json` of an earlier run, writing nothing.
+
+  A change of an IDENTITY_FIELDS field is a UsageError (the checkpoints belong to another
+  model, optimiser or input); other changes are returned as 'field: old -> new' and
+  logged as a warning. No config.json (a new workdir): []."""
+  path = os.path.join(workdir, CONFIG_FILE)
+  if not os.path.exists(path):
+    return []
+  try:
+    with open(path) as f:
+      saved = _flatten(json.load(f))
+  except (OSError, ValueError) as e:
+    logging.warning("cannot read %s (%s); it will be rewritten", path, e)
+    return []
+  new = _flatten(json.loads(config.to_json_best_effort()))
+  changed = sorted(k for k in saved.keys() | new.keys()
+                   if saved.get(k, _ABSENT) != new.get(k, _ABSENT))
+
+  def describe(k):
+    show = lambda v: "(unset)" if v is _ABSENT else json.dumps(v)
+    return f"{k}: {show(saved.get(k, _ABSENT))} -> {show(new.get(k, _ABSENT))}"
+
+  refused = [describe(k) for k in changed if k.split(".")[0] in IDENTITY_FIELDS]
+  if refused:
+    from cnn_jax.cli import UsageError
+    raise UsageError(f"workdir {workdir} holds a run of another config ({'; '.join(refused)}); "
+                     f"choose another --workdir, or delete {workdir} to start over")
+  changes = [describe(k) for k in changed]
+  if changes:
+    logging.warning("workdir %s was run with another config; continuing with: %s", workdir,
+                    "; ".join(changes))
+  return changes
+
+
+def _write_config(config, workdir: str) -> None:
+  path = os.path.join(workdir, CONFIG_FILE)
+  with open(path + ".tmp", "w") as f:
+    f.write(config.to_json_best_effort(indent=2, sort_keys=True))
+  os.replace(path + ".tmp", path)
+
+
+def finished_results(workdir: str, total_steps: int, latest_checkpoint: int | None):
+  """The saved results.json of a run that already trained `total_steps` (its newest
+  checkpoint, if any are left, at that step); None otherwise."""
+  path = os.path.join(workdir, "results.json")
+  if not os.path.exists(path):
+    return None
+  try:
+    with open(path) as f:
+      saved = json.load(f)
+  except (OSError, ValueError):
+    return None
+  if saved.get("steps") != total_steps or latest_checkpoint not in (None, total_steps):
+    return None
+  return saved
+
 
 def train_and_evaluate(config, workdir: str, *, source: str = "") -> dict:
   """Trains `config` in `workdir` (resuming from its newest checkpoint) and evaluates.
@@ -168,9 +258,25 @@ def train_and_evaluate(config, workdir: str, *, source: str = "") -> dict:
   `source` says where the config came from (e.g. "configs/resnet.py:resnet18" plus the
   command-line overrides); it is recorded in results.json beside the model's overrides so
   runs can be told apart.
+
+  Returns the results (also written to `<workdir>/results.json`; a run found finished
+  there returns them untouched), or {"preempted": True, "steps": step} after a SIGTERM:
+  the checkpoint of `step` is committed, the caller chooses the exit status. SIGTERM's
+  previous handler is back in place when this returns or raises. Raises UsageError for
+  a workdir holding another config's run or a train split smaller than the batch,
+  checkpoint.CheckpointError when no checkpoint restores, DivergenceError for a
+  non-finite loss (messages are one line).
   """
+  preemption = _Preemption()
+  try:
+    return _train_and_evaluate(config, workdir, source, preemption)
+  finally:
+    preemption.restore()
+
+
+def _train_and_evaluate(config, workdir: str, source: str, preemption: _Preemption) -> dict:
   t_start = time.perf_counter()
-  os.makedirs(workdir, exist_ok=True)
+  config_changes = check_workdir_config(config, workdir)  # before anything is written
   is_main = jax.process_index() == 0
   mesh = parallel.make_mesh()
   spec = model_spec(config)
@@ -179,25 +285,45 @@ def train_and_evaluate(config, workdir: str, *, source: str = "") -> dict:
                                      process_count=jax.process_count())
   ds_info = input_pipeline.info
   steps_per_epoch = input_pipeline.train.num_batches
+  if steps_per_epoch == 0 and config.num_train_steps != 0:
+    from cnn_jax.cli import UsageError
+    n, devices = input_pipeline.train.num_examples, jax.device_count()
+    raise UsageError(
+        f"the {ds_info.train_split} split of {config.dataset} has {n} examples, fewer than "
+        f"the global batch_size={config.batch_size}, so an epoch has no step; set "
+        f"--config.batch_size to at most {max(n // devices * devices, devices)}")
   total_steps = total_train_steps(config, steps_per_epoch)
+  os.makedirs(workdir, exist_ok=True)
+  ckpt = checkpoint.manager(workdir, config.keep_checkpoints)
+  finished = finished_results(workdir, total_steps, ckpt.latest_step())
+  if finished is not None:
+    logging.info("%s holds a finished run of %d steps (results.json): nothing to train; "
+                 "its results are kept (raise --config.num_train_steps or num_epochs to "
+                 "train further, or choose another --workdir)", workdir, total_steps)
+    return finished
   model = create_model(config, ds_info.num_classes)
   image_shape = (config.image_size, config.image_size, ds_info.channels)
   state, state_sharding, schedule = create_train_state(
       config, model, mesh, image_shape, steps_per_epoch, total_steps)
   n_params = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(state.params))
 
-  if is_main:
-    with open(os.path.join(workdir, "config.json"), "w") as f:
-      f.write(config.to_json_best_effort(indent=2, sort_keys=True))
-  writer = metric_writers.create_default_writer(workdir, just_logging=not is_main,
-                                                asynchronous=True)
-  ckpt = checkpoint.manager(workdir, config.keep_checkpoints)
-  best_ckpt = checkpoint.best_manager(workdir)
-  restored = checkpoint.restore_latest(ckpt, state)
+  try:
+    restored = checkpoint.restore_latest(
+        ckpt, state, set_aside=os.path.join(os.path.abspath(workdir), "checkpoints_corrupt"))
+  except checkpoint.CheckpointError as e:
+    hint = (f"; the config changed since ({'; '.join(config_changes)}): the old one may "
+            f"restore them" if config_changes else
+            "; move them away (or choose another --workdir) to start over")
+    raise checkpoint.CheckpointError(f"{e}{hint}") from None
   if restored is not None:
     state = restored
   elif config.get("init_from"):
     state = load_init_from(config, state, state_sharding)
+  if is_main:  # the config passed the checks and its state restored: it is this run's now
+    _write_config(config, workdir)
+  writer = metric_writers.create_default_writer(workdir, just_logging=not is_main,
+                                                asynchronous=True)
+  best_ckpt = checkpoint.best_manager(workdir)
   start_step = int(jax.device_get(state.step))
   logging.info("%s on %s: %s params, %d devices (%d processes), global batch %d, "
                "%d steps (%d per epoch)%s", config.model, config.dataset, f"{n_params:,}",
@@ -211,11 +337,34 @@ def train_and_evaluate(config, workdir: str, *, source: str = "") -> dict:
   train_fn, eval_fn = jit_steps(model.apply, config, ds_info.num_classes, state_sharding,
                                 parallel.batch_sharding(mesh), parallel.replicated(mesh))
   rng = jax.random.key(config.seed + 1)
-  eval_every = max(int(config.eval_every_epochs * steps_per_epoch), 1)
+  # round, not int: 120 / 468 epochs * 468 is 119.99...
+  eval_every = max(round(config.eval_every_epochs * steps_per_epoch), 1)
   progress = Progress(total_steps, start_step, config.batch_size)
   history = History(workdir, start_step)
-  preemption = _Preemption()
   train_iter = input_pipeline.train_iter(start_step)
+  # float16's dynamic loss scaling skips a non-finite step by design; only the
+  # parameters are checked then.
+  check_loss = config.dtype != "float16"
+  unchecked = []  # (step, loss) of the steps not yet checked for divergence
+
+  def check_finite(step) -> None:
+    """DivergenceError if a loss since the last check, or the state at `step`, is not
+    finite: called before anything is logged, evaluated or saved."""
+    losses = jax.device_get([loss for _, loss in unchecked]) if check_loss else []
+    bad = next(((s, float(loss)) for (s, _), loss in zip(unchecked, losses)
+                if not np.isfinite(loss)), None)
+    unchecked.clear()
+    if bad is None and bool(all_finite({"params": state.params,
+                                        "batch_stats": state.batch_stats})):
+      return
+    at = bad[0] if bad else step
+    what = (f"the training loss is {bad[1]} at step {at}" if bad else
+            f"the parameters are not finite after step {at}")
+    saved = ckpt.latest_step()
+    raise DivergenceError(
+        f"training diverged: {what} (learning rate {float(schedule(at - 1)):.4g}); nothing "
+        f"of it was saved (newest checkpoint: {'none' if saved is None else saved}); lower "
+        f"--config.learning_rate, or add --config.warmup_epochs or --config.grad_clip_norm")
 
   def run_eval(name, fn, batches, step) -> dict:
     """Evaluates, then logs it to the console, TensorBoard and the history."""
@@ -228,9 +377,19 @@ def train_and_evaluate(config, workdir: str, *, source: str = "") -> dict:
                   {**metrics, **({"split": name} if name else {})})
     return metrics
 
+  def stop_preempted(step) -> dict:
+    ckpt.wait_until_finished()
+    best_ckpt.wait_until_finished()
+    writer.flush()
+    logging.warning("stopped at step %d after SIGTERM; rerun the same command to resume",
+                    step)
+    return {"preempted": True, "steps": step}
+
   window = []
   last_train = {}
   step = start_step
+  if preemption.requested and step < total_steps:  # SIGTERM while setting up
+    return stop_preempted(step)
   progress.start_window(step)
   first_step_done = False
   while step < total_steps:
@@ -238,6 +397,7 @@ def train_and_evaluate(config, workdir: str, *, source: str = "") -> dict:
     state, metrics = train_fn(state, batch, rng)
     window.append(metrics)
     step += 1
+    unchecked.append((step, metrics["loss"]))
     if not first_step_done:  # keep compile time out of the throughput figures
       jax.block_until_ready(metrics)
       logging.info("first step (compile included) done after %.1fs",
@@ -245,6 +405,7 @@ def train_and_evaluate(config, workdir: str, *, source: str = "") -> dict:
       progress.start_window(step)
       window, first_step_done = [], True
     if window and (step % config.log_every_steps == 0 or step == total_steps):
+      check_finite(step)
       scalars = {k: float(np.mean([m[k] for m in jax.device_get(window)]))
                  for k in window[0]}
       speed = progress.end_window(step)
@@ -258,17 +419,16 @@ def train_and_evaluate(config, workdir: str, *, source: str = "") -> dict:
       window = []
       progress.start_window(step)
     if step % eval_every == 0 and step != total_steps:
+      check_finite(step)
       eval_metrics = run_eval(None, eval_fn, input_pipeline.eval_iter(), step)
       checkpoint.save_if_best(best_ckpt, state, eval_metrics)
       progress.start_window(step)
     if step % config.checkpoint_every_steps == 0 or preemption.requested:
+      check_finite(step)
       checkpoint.save(ckpt, state, force=preemption.requested)
     if preemption.requested:
-      ckpt.wait_until_finished()
-      writer.flush()
-      logging.warning("stopped at step %d after SIGTERM; rerun the same command to resume",
-                      step)
-      return {"preempted": True, "steps": step}
+      return stop_preempted(step)
+  check_finite(step)
   if ckpt.latest_step() != step:
     checkpoint.save(ckpt, state, force=True)
   eval_metrics = run_eval(None, eval_fn, input_pipeline.eval_iter(), step)

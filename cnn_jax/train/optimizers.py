@@ -8,6 +8,28 @@ import optax
 
 OPTIMIZERS = ("sgd", "nesterov", "rmsprop", "adam", "adamw")
 SCHEDULES = ("constant", "cosine", "step", "exponential")
+WEIGHT_DECAY_MODES = ("l2", "decoupled")
+
+
+def check_weight_decay(config) -> None:
+  """ValueError (one line) for weight-decay settings that would silently do something else
+  than asked: a misspelt mode (no decay at all), a negative rate, or AdamW with `l2`.
+
+  AdamW's decay is its own decoupled one (optax.adamw, Loshchilov & Hutter), applied
+  whatever weight_decay_mode says; with `l2` the penalty would also be added to the loss,
+  decaying twice. So adamw with weight_decay > 0 requires weight_decay_mode=decoupled
+  (adam with l2 is the coupled variant)."""
+  mode = config.weight_decay_mode
+  if mode not in WEIGHT_DECAY_MODES:
+    raise ValueError(f"unknown weight_decay_mode {mode!r}; set --config.weight_decay_mode to "
+                     f"one of {', '.join(WEIGHT_DECAY_MODES)}")
+  if not config.weight_decay >= 0:
+    raise ValueError(f"weight_decay={config.weight_decay} must be >= 0; set "
+                     f"--config.weight_decay")
+  if config.optimizer == "adamw" and config.weight_decay and mode == "l2":
+    raise ValueError(f"optimizer=adamw applies weight_decay={config.weight_decay} itself "
+                     f"(decoupled); weight_decay_mode=l2 would add it to the loss as well: set "
+                     f"--config.weight_decay_mode=decoupled (or optimizer=adam for L2 decay)")
 
 
 def learning_rate_schedule(config, steps_per_epoch: int, total_steps: int) -> optax.Schedule:
@@ -47,6 +69,7 @@ def decay_mask(params, exclude_bn_bias: bool):
 
 
 def create_optimizer(config, schedule: optax.Schedule) -> optax.GradientTransformation:
+  check_weight_decay(config)
   name = config.optimizer
   if name in ("sgd", "nesterov"):
     tx = optax.sgd(schedule, momentum=config.momentum or None, nesterov=name == "nesterov")

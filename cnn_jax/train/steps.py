@@ -117,3 +117,11 @@ def jit_steps(apply_fn, config, num_classes: int, state_sharding, batch_sharding
       in_shardings=(state_sharding, batch_sharding, replicated),
       out_shardings=(state_sharding, replicated), donate_argnums=0)
   return train, jit_eval(apply_fn, num_classes, state_sharding, batch_sharding, replicated)
+
+
+@jax.jit
+def all_finite(tree) -> jax.Array:
+  """True when every element of every leaf of `tree` is finite (one device scalar)."""
+  leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)
+            if jnp.issubdtype(x.dtype, jnp.inexact)]
+  return jnp.all(jnp.stack(leaves)) if leaves else jnp.array(True)

@@ -1,0 +1,262 @@
+"""Faults a user meets in real runs, each with what the trainer must do about it.
+
+A finished run rerun (results kept), a workdir holding another config's run (refused before
+anything is written), a corrupt newest checkpoint (the previous one restores), SIGTERM
+(exit 75, the rerun resumes to the same parameters), divergence (stopped before anything
+non-finite is saved), an eval batch larger than the split (shrunk). The CLI's one-line
+config errors are in tests/test_main.py.
+"""
+
+import json
+import logging
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from conftest import ROOT, subprocess_env, tiny_fashion_config
+
+from cnn_jax.cli import UsageError
+from cnn_jax.train import checkpoint
+from cnn_jax.train.loop import train_and_evaluate
+
+# Two kept checkpoints (steps 10 and 20); a cosine schedule; a quick evaluation.
+RUN = dict(num_train_steps=20, checkpoint_every_steps=10, keep_checkpoints=2, batch_size=32,
+           log_every_steps=10, eval_max_examples=500, eval_batch_size=500)
+
+
+def run_config(data_dir, **changes):
+  return tiny_fashion_config(data_dir, **{**RUN, **changes})
+
+
+@pytest.fixture(scope="module")
+def finished_run(fashion_data_dir, tmp_path_factory):
+  """A finished 20-step run (checkpoints 10 and 20, results.json); tests copy it."""
+  workdir = tmp_path_factory.mktemp("finished")
+  results = train_and_evaluate(run_config(fashion_data_dir), str(workdir))
+  return workdir, results
+
+
+def copy_run(finished_run, tmp_path):
+  workdir = tmp_path / "run"
+  shutil.copytree(finished_run[0], workdir)
+  return workdir
+
+
+def snapshot(workdir) -> dict:
+  """Every file's bytes and mtime under `workdir`."""
+  out = {}
+  for root, _, files in os.walk(workdir):
+    for name in files:
+      path = os.path.join(root, name)
+      with open(path, "rb") as f:
+        out[os.path.relpath(path, workdir)] = (f.read(), os.stat(path).st_mtime_ns)
+  return out
+
+
+def earlier_run(workdir, config, results=None):
+  """A workdir as an earlier run of `config` left it: its config.json (and results.json)."""
+  os.makedirs(workdir, exist_ok=True)
+  (workdir / "config.json").write_text(config.to_json_best_effort(indent=2, sort_keys=True))
+  if results is not None:
+    (workdir / "results.json").write_text(json.dumps(results))
+
+
+# --- a finished run rerun -----------------------------------------------------------------
+
+@pytest.mark.slow
+def test_rerunning_a_finished_run_keeps_its_results(finished_run, fashion_data_dir, tmp_path,
+                                                    caplog):
+  workdir = copy_run(finished_run, tmp_path)
+  before = snapshot(workdir)
+  caplog.set_level(logging.INFO)
+  again = train_and_evaluate(run_config(fashion_data_dir), str(workdir))
+  assert again == finished_run[1]  # wall_seconds, images/s: the training run's, not 0.0
+  assert again["train_images_per_second"] > 0
+  assert snapshot(workdir) == before  # results.json, history.jsonl, config.json untouched
+  assert "holds a finished run of 20 steps" in caplog.text
+
+
+# --- a workdir holding another run ----------------------------------------------------------
+
+@pytest.mark.parametrize("changes,listed", [
+    ({"model_kwargs": {"stem": "small", "width": 4}}, "model_kwargs.width: 8 -> 4"),
+    ({"optimizer": "adam"}, 'optimizer: "nesterov" -> "adam"'),
+    ({"image_size": 32}, "image_size: 28 -> 32"),
+    ({"dataset": "image_folder"}, 'dataset: "fashion_mnist" -> "image_folder"'),
+])
+def test_workdir_of_another_config_is_refused_untouched(fashion_data_dir, tmp_path, changes,
+                                                        listed):
+  workdir = tmp_path / "run"
+  earlier_run(workdir, run_config(fashion_data_dir))
+  before = snapshot(workdir)
+  with pytest.raises(UsageError) as e:
+    train_and_evaluate(run_config(fashion_data_dir, **changes), str(workdir))
+  message = str(e.value)
+  assert "holds a run of another config" in message and listed in message
+  assert "choose another --workdir" in message and "\n" not in message
+  assert snapshot(workdir) == before  # config.json is not replaced, nothing is written
+
+
+@pytest.mark.slow
+def test_workdir_with_other_settings_warns_and_resumes(finished_run, fashion_data_dir,
+                                                       tmp_path, caplog):
+  workdir = copy_run(finished_run, tmp_path)
+  caplog.set_level(logging.INFO)
+  # Training further with another logging interval: allowed, and said.
+  results = train_and_evaluate(run_config(fashion_data_dir, num_train_steps=30,
+                                          log_every_steps=5), str(workdir))
+  assert results["steps"] == 30
+  assert "log_every_steps: 10 -> 5" in caplog.text and "num_train_steps: 20 -> 30" in caplog.text
+  assert "resumed at step 20" in caplog.text
+  saved = json.loads((workdir / "config.json").read_text())
+  assert saved["num_train_steps"] == 30  # the check passed: the new config is recorded
+
+
+# --- a corrupt newest checkpoint ------------------------------------------------------------
+
+def corrupt(step_dir) -> None:
+  """Truncates the step's largest file (its array data) to half: a disk that filled up."""
+  files = [os.path.join(r, f) for r, _, fs in os.walk(step_dir) for f in fs]
+  largest = max(files, key=os.path.getsize)
+  with open(largest, "r+b") as f:
+    f.truncate(os.path.getsize(largest) // 2)
+
+
+@pytest.mark.slow
+def test_corrupt_newest_checkpoint_falls_back_to_the_previous(finished_run, fashion_data_dir,
+                                                              tmp_path, caplog):
+  workdir = copy_run(finished_run, tmp_path)
+  os.remove(workdir / "results.json")
+  corrupt(workdir / "checkpoints" / "20")
+  caplog.set_level(logging.INFO)
+  results = train_and_evaluate(run_config(fashion_data_dir), str(workdir))
+  assert re.search(r"checkpoint step 20 in \S+ cannot be restored", caplog.text)
+  assert "resumed at step 10" in caplog.text
+  # Steps 11..20 trained again from step 10: the uninterrupted run's parameters.
+  assert results["params_fingerprint"] == finished_run[1]["params_fingerprint"]
+  assert os.path.isdir(workdir / "checkpoints_corrupt" / "20")  # set aside, not deleted
+  assert sorted(os.listdir(workdir / "checkpoints")) == ["10", "20"]
+
+
+@pytest.mark.slow
+def test_all_checkpoints_corrupt_is_one_line_and_deletes_nothing(finished_run,
+                                                                 fashion_data_dir, tmp_path):
+  workdir = copy_run(finished_run, tmp_path)
+  os.remove(workdir / "results.json")
+  for step in ("10", "20"):
+    corrupt(workdir / "checkpoints" / step)
+  with pytest.raises(checkpoint.CheckpointError) as e:
+    train_and_evaluate(run_config(fashion_data_dir), str(workdir))
+  message = str(e.value)
+  assert "none of the 2 checkpoints" in message and "Nothing was deleted" in message
+  assert "\n" not in message
+  assert sorted(os.listdir(workdir / "checkpoints")) == ["10", "20"]
+  assert not (workdir / "results.json").exists()
+  assert not (workdir / "checkpoints_corrupt").exists()
+
+
+# --- the eval batch and the split -----------------------------------------------------------
+
+def test_eval_batch_never_exceeds_the_split(fashion_data_dir, caplog):
+  from cnn_jax import data, models
+  caplog.set_level(logging.INFO)
+  config = tiny_fashion_config(fashion_data_dir, eval_batch_size=16_000)
+  inp = data.create_input(config, model_spec=models.spec(config.model))
+  assert inp.eval.local_batch_size == 10_000 and inp.eval.num_batches == 1
+  assert "eval batch 10000 instead of eval_batch_size=16000" in caplog.text
+
+
+# --- through the command line: divergence, SIGTERM ------------------------------------------
+
+def main_args(data_dir, workdir, *extra):
+  return [sys.executable, "-m", "cnn_jax.main", "--config=configs/fashion_mnist.py",
+          f"--workdir={workdir}", f"--config.data_dir={data_dir}",
+          "--config.model_kwargs.width=4", "--config.batch_size=32",
+          "--config.eval_max_examples=500", "--config.eval_batch_size=500", *extra]
+
+
+def checkpoint_steps(workdir) -> list[int]:
+  path = os.path.join(workdir, "checkpoints")
+  return sorted(int(d) for d in os.listdir(path) if d.isdigit()) if os.path.isdir(path) else []
+
+
+@pytest.mark.slow
+def test_divergence_stops_before_saving_non_finite_values(fashion_data_dir, tmp_path):
+  # A rate of 1e30 puts ~1e30 in the weights after one step: the next forward pass
+  # overflows (BatchNorm's variance of ~1e30 activations), whatever the initialisation.
+  proc = subprocess.run(
+      main_args(fashion_data_dir, tmp_path, "--config.learning_rate=1e30",
+                "--config.warmup_epochs=0", "--config.num_train_steps=10",
+                "--config.checkpoint_every_steps=1", "--config.log_every_steps=5"),
+      cwd=ROOT, env=subprocess_env(), capture_output=True, text=True, timeout=300)
+  errors = [l for l in proc.stderr.splitlines() if l.startswith("error:")]
+  assert proc.returncode == 1 and len(errors) == 1, proc.stderr[-3000:]
+  assert "Traceback" not in proc.stderr
+  m = re.search(r"training diverged: .* (?:at|after) step (\d+)", errors[0])
+  assert m and "--config.learning_rate" in errors[0], errors[0]
+  bad_step = int(m.group(1))
+  assert all(s < bad_step for s in checkpoint_steps(tmp_path))
+  assert not (tmp_path / "results.json").exists()
+
+
+@pytest.mark.slow
+def test_sigterm_exits_75_and_the_rerun_matches_an_uninterrupted_run(fashion_data_dir,
+                                                                     tmp_path):
+  # Warm-up then cosine (the config's schedule): the resumed leg must continue it exactly.
+  extra = ("--config.num_train_steps=100", "--config.log_every_steps=10",
+           "--config.checkpoint_every_steps=1000", "--config.warmup_epochs=0.02")
+  env = subprocess_env()
+  reference = subprocess.run(main_args(fashion_data_dir, tmp_path / "ref", *extra), cwd=ROOT,
+                             env=env, capture_output=True, text=True, timeout=300)
+  assert reference.returncode == 0, reference.stderr[-3000:]
+
+  workdir = tmp_path / "run"
+  proc = subprocess.Popen(main_args(fashion_data_dir, workdir, *extra), cwd=ROOT, env=env,
+                          stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+  lines, deadline = [], time.monotonic() + 240
+  try:
+    for line in proc.stderr:  # the first log line of training: step 10/100
+      lines.append(line)
+      if re.search(r"step \d+/100 \|", line) or time.monotonic() > deadline:
+        break
+    proc.send_signal(signal.SIGTERM)
+    _, rest = proc.communicate(timeout=120)
+  finally:
+    if proc.poll() is None:
+      proc.kill()
+  stderr = "".join(lines) + rest
+  assert proc.returncode == 75, stderr[-3000:]
+  stopped = int(re.search(r"stopped at step (\d+) after SIGTERM", stderr).group(1))
+  assert 10 <= stopped < 100 and checkpoint_steps(workdir) == [stopped]
+  assert not (workdir / "results.json").exists()
+
+  resumed = subprocess.run(main_args(fashion_data_dir, workdir, *extra), cwd=ROOT, env=env,
+                           capture_output=True, text=True, timeout=300)
+  assert resumed.returncode == 0, resumed.stderr[-3000:]
+  assert f"resumed at step {stopped}" in resumed.stderr
+  ref = json.loads((tmp_path / "ref" / "results.json").read_text())
+  out = json.loads((workdir / "results.json").read_text())
+  assert out["steps"] == ref["steps"] == 100
+  assert out["params_fingerprint"] == ref["params_fingerprint"]
+
+
+def test_sigterm_handler_is_restored_after_training(fashion_data_dir, tmp_path):
+  previous = signal.getsignal(signal.SIGTERM)
+  marker = lambda signum, frame: None  # noqa: E731
+  signal.signal(signal.SIGTERM, marker)
+  try:
+    workdir = tmp_path / "run"
+    earlier_run(workdir, run_config(fashion_data_dir), results={"steps": 20, "top1": 0.5})
+    # A finished run (returns early), then a refused one (raises).
+    assert train_and_evaluate(run_config(fashion_data_dir), str(workdir))["top1"] == 0.5
+    assert signal.getsignal(signal.SIGTERM) is marker
+    with pytest.raises(UsageError):
+      train_and_evaluate(run_config(fashion_data_dir, optimizer="adam"), str(workdir))
+    assert signal.getsignal(signal.SIGTERM) is marker
+  finally:
+    signal.signal(signal.SIGTERM, previous)
