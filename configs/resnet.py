@@ -67,3 +67,24 @@ def recipe(name: str, paper: bool = False):
     c.warmup_epochs, c.num_epochs = 0.0, 120.0
     c.augment = "resnet_scale"
   return c
+
+
+def cpu_study(model: str, steps: int, width: int = 8):
+  """A CIFAR ResNet (He et al. 2015 Section 4.2) at the CPU scale of the studies in
+  experiments/ (resnet_degradation.py, resnet_shortcuts.py): Fashion-MNIST at 28 px, no
+  augmentation, `steps` steps of batch 128, base width `width` (the paper's 16 halved by
+  default), and the paper's CIFAR optimiser (SGD momentum 0.9, learning rate 0.1, weight
+  decay 1e-4) with a cosine decay instead of its /10 at 32k and 48k steps."""
+  c = common.cpu_study(recipe("resnet18"), steps=steps, batch_size=128, evals=2,
+                       log_every=20)
+  c.model = model
+  c.model_kwargs = {"width": width}
+  c.optimizer = "sgd"
+  c.momentum = 0.9
+  c.learning_rate = 0.1
+  c.lr_schedule = "cosine"
+  c.warmup_epochs = 0.0
+  c.weight_decay = 1e-4
+  c.label_smoothing = 0.0
+  c.dtype = "float32"
+  return c

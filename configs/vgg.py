@@ -97,3 +97,13 @@ def cpu_study(steps: int, width_multiplier: float = 0.25, fc: int = 256):
   c.warmup_epochs = 0.0
   c.eval_scales = None
   return c
+
+
+def table3(name: str):
+  """Table 3's protocol for `name` on ImageNet: the recipe above with the training scale
+  S fixed at 256 and dense evaluation at the single scale Q = 256 (Table 4 is the one with
+  scale jitter and multi-scale Q)."""
+  c = recipe(name)
+  c.augment = "vgg_fixed_scale"
+  c.eval_protocol, c.eval_scales = "dense", (256,)
+  return c

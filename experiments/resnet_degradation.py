@@ -37,31 +37,24 @@ from configs import resnet as resnet_config
 CPU_DEPTHS = (20, 56)
 
 
+SCALES = ("cpu", "imagenet")
+
+
+def _scale(arg) -> str:
+  return common.parse_arg(arg, variants=SCALES, default_variant="cpu",
+                          family="resnet_degradation").variant
+
+
 def get_config(arg: str = ""):
-  args = common.parse_arg(arg, variants=("cpu", "imagenet"), default_variant="cpu",
-                          family="resnet_degradation")
-  if args.variant == "imagenet":
+  if _scale(arg) == "imagenet":
     c = resnet_config.recipe("resnet18", paper=True)
     c.eval_protocol = "ten_crop"  # Table 2 reports 10-crop testing
     return c
-  c = common.cpu_study(resnet_config.recipe("resnet18"), steps=240, batch_size=128,
-                       evals=2, log_every=20)
-  c.model = "resnet20"
-  c.model_kwargs = {"width": 8}
-  c.optimizer = "sgd"
-  c.momentum = 0.9
-  c.learning_rate = 0.1
-  c.lr_schedule = "cosine"
-  c.warmup_epochs = 0.0
-  c.weight_decay = 1e-4
-  c.label_smoothing = 0.0
-  c.dtype = "float32"
-  return c
+  return resnet_config.cpu_study("resnet20", steps=240)
 
 
 def get_sweep(arg: str = ""):
-  if common.parse_arg(arg, variants=("cpu", "imagenet"), default_variant="cpu").variant \
-      == "imagenet":
+  if _scale(arg) == "imagenet":
     return [{"name": f"{kind}{d}", "model": f"{kind}{d}", "model_kwargs.shortcut":
              "none" if kind == "plain" else "zero_pad"}
             for kind in ("plain", "resnet") for d in (18, 34)]
@@ -70,7 +63,7 @@ def get_sweep(arg: str = ""):
 
 
 def get_claims(arg: str = ""):
-  shallow, deep = (18, 34) if "imagenet" in (arg or "") else CPU_DEPTHS
+  shallow, deep = (18, 34) if _scale(arg) == "imagenet" else CPU_DEPTHS
   return [
       {"metric": "train_error", "variant": f"plain{deep}", "baseline": f"plain{shallow}",
        "expect": "worse", "text": "plain nets: deeper has higher training error (Fig. 6)"},

@@ -37,18 +37,7 @@ def get_config(arg: str = ""):
     c = resnet_config.recipe("resnet34", paper=True)
     c.eval_protocol = "ten_crop"
     return c
-  c = common.cpu_study(resnet_config.recipe("resnet18"), steps=240, batch_size=128,
-                       evals=2, log_every=20)
-  c.model = "resnet20"
-  c.model_kwargs = {"width": 8}
-  c.optimizer = "sgd"
-  c.momentum = 0.9
-  c.learning_rate = 0.1
-  c.lr_schedule = "cosine"
-  c.warmup_epochs = 0.0
-  c.weight_decay = 1e-4
-  c.dtype = "float32"
-  return c
+  return resnet_config.cpu_study("resnet20", steps=240)
 
 
 def get_sweep(arg: str = ""):

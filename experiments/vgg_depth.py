@@ -41,10 +41,7 @@ def _scale(arg) -> str:
 
 def get_config(arg: str = ""):
   if _scale(arg) == "imagenet":
-    c = vgg_config.recipe("vgg16")
-    c.augment = "vgg_fixed_scale"
-    c.eval_protocol, c.eval_scales = "dense", (256,)
-    return c
+    return vgg_config.table3("vgg16")
   c = vgg_config.cpu_study(steps=200)
   c.model_kwargs.batch_norm = True
   c.model_kwargs.weight_init = "he"

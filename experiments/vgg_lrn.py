@@ -37,10 +37,7 @@ def _scale(arg) -> str:
 
 def get_config(arg: str = ""):
   if _scale(arg) == "imagenet":
-    c = vgg_config.recipe("vgg11")
-    c.augment = "vgg_fixed_scale"
-    c.eval_protocol, c.eval_scales = "dense", (256,)
-    return c
+    return vgg_config.table3("vgg11")
   c = vgg_config.cpu_study(steps=400)
   c.learning_rate = 0.05
   return c

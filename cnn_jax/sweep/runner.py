@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 import time
 import traceback
@@ -98,6 +99,18 @@ def _prepare(base):
 
 def _train_all(experiment, configs, cli_overrides, workdir, seeds, only, command) -> bool:
   """Trains every unfinished run; True if none failed. Exits 75 after a SIGTERM."""
+  todo = [(k, name) for k in range(seeds) for name in configs
+          if not only or name in only]
+  # The trainer handles a SIGTERM during a run; one between runs stops before the next.
+  stop = []
+  previous = signal.signal(signal.SIGTERM, lambda *_: stop.append(True))
+  try:
+    return _train_runs(todo, experiment, configs, cli_overrides, workdir, command, stop)
+  finally:
+    signal.signal(signal.SIGTERM, previous)
+
+
+def _train_runs(todo, experiment, configs, cli_overrides, workdir, command, stop) -> bool:
   import jax
 
   from cnn_jax import data
@@ -105,10 +118,12 @@ def _train_all(experiment, configs, cli_overrides, workdir, seeds, only, command
   from cnn_jax.sweep.report import run_dir, run_status
   from cnn_jax.train.loop import train_and_evaluate
 
-  todo = [(k, name) for k in range(seeds) for name in configs
-          if not only or name in only]
   failed, trained, t0 = [], 0, time.perf_counter()
   for i, (k, name) in enumerate(todo, 1):
+    if stop:
+      logging.warning("sweep stopped by SIGTERM before %s seed %d; rerun the same command "
+                      "to go on", name, k)
+      sys.exit(PREEMPTED_EXIT)
     path = run_dir(workdir, name, k)
     status = run_status(path)
     if status == "finished":
