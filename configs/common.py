@@ -167,3 +167,12 @@ def cpu_study(c: ml_collections.ConfigDict, *, steps: int, batch_size: int = 128
   c.keep_checkpoints = 1
   c.dtype = "float32"
   return c
+
+
+STUDY_SCALES = ("cpu", "imagenet")
+
+
+def study_scale(arg: str | None, study: str) -> str:
+  """An experiment file's argument: `cpu` (default: the scale these machines afford) or
+  `imagenet` (the paper's protocol on TFDS imagenet2012)."""
+  return parse_arg(arg, variants=STUDY_SCALES, default_variant="cpu", family=study).variant

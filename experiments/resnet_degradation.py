@@ -37,12 +37,10 @@ from configs import resnet as resnet_config
 CPU_DEPTHS = (20, 56)
 
 
-SCALES = ("cpu", "imagenet")
 
 
 def _scale(arg) -> str:
-  return common.parse_arg(arg, variants=SCALES, default_variant="cpu",
-                          family="resnet_degradation").variant
+  return common.study_scale(arg, "resnet_degradation")
 
 
 def get_config(arg: str = ""):

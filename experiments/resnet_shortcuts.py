@@ -23,13 +23,11 @@ paper's recipe (configs/resnet.py:resnet34,paper) and 10-crop evaluation.
 from configs import common
 from configs import resnet as resnet_config
 
-SCALES = ("cpu", "imagenet")
 OPTIONS = {"A": "zero_pad", "B": "projection", "C": "projection_all"}
 
 
 def _scale(arg) -> str:
-  return common.parse_arg(arg, variants=SCALES, default_variant="cpu",
-                          family="resnet_shortcuts").variant
+  return common.study_scale(arg, "resnet_shortcuts")
 
 
 def get_config(arg: str = ""):

@@ -30,13 +30,11 @@ for B-E), training scale S fixed at 256 and dense evaluation at the single scale
 from configs import common
 from configs import vgg as vgg_config
 
-SCALES = ("cpu", "imagenet")
 NETS = {"A": "vgg11", "B": "vgg13", "C": "vgg16_conv1", "D": "vgg16", "E": "vgg19"}
 
 
 def _scale(arg) -> str:
-  return common.parse_arg(arg, variants=SCALES, default_variant="cpu",
-                          family="vgg_depth").variant
+  return common.study_scale(arg, "vgg_depth")
 
 
 def get_config(arg: str = ""):

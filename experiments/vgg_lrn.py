@@ -27,12 +27,10 @@ scale Q = 256 -- not configs/vgg.py's scale jitter and multi-scale Q, which are 
 from configs import common
 from configs import vgg as vgg_config
 
-SCALES = ("cpu", "imagenet")
 
 
 def _scale(arg) -> str:
-  return common.parse_arg(arg, variants=SCALES, default_variant="cpu",
-                          family="vgg_lrn").variant
+  return common.study_scale(arg, "vgg_lrn")
 
 
 def get_config(arg: str = ""):

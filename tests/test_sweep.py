@@ -233,9 +233,13 @@ def test_bad_experiment_is_one_line_before_training(tmp_path, cells, extra, args
   assert not os.path.exists(tmp_path / "wd" / "wide")
 
 
-def test_unknown_experiment_file(tmp_path):
-  proc = sweep("--config=experiments/no_such_study.py", f"--workdir={tmp_path}")
-  assert "no_such_study.py" in one_error_line(proc)
+@pytest.mark.parametrize("config,expected", [
+    ("experiments/no_such_study.py", "no_such_study.py"),
+    ("experiments/vgg_lrn.py:imagnet", "'imagnet'"),  # a misspelt scale
+])
+def test_unknown_experiment_file_or_argument(tmp_path, config, expected):
+  proc = sweep(f"--config={config}", f"--workdir={tmp_path}")
+  assert expected in one_error_line(proc)
 
 
 @pytest.mark.parametrize("name", ["vgg_lrn", "vgg_depth", "resnet_degradation",
