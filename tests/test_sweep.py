@@ -261,3 +261,22 @@ def test_study_files_load_and_check(name, arg):
     return
   for cell in exp.cells:
     check_config(experiment.cell_config(exp, cell, {}, seed=0))
+
+
+@pytest.mark.slow
+def test_a_failing_run_is_reported_and_the_others_still_run(fashion_data_dir, tmp_path):
+  # batch 60032 passes check_config (nothing compiles) but the trainer refuses it: the
+  # training split has 60000 examples.
+  cells = [{"name": "narrow", "model_kwargs.width": 2, "batch_size": 60032},
+           {"name": "wide", "model_kwargs.width": 2}]
+  exp = write_experiment(tmp_path / "tiny.py", cells=cells, steps=3)
+  wd = tmp_path / "wd"
+  proc = sweep(f"--config={exp}", f"--workdir={wd}", "--seeds=1",
+               f"--config.data_dir={fashion_data_dir}")
+  assert proc.returncode == 1, proc.stderr[-3000:]
+  assert "narrow seed 0 failed" in proc.stderr and "1 run(s) failed" in proc.stderr
+  assert (wd / "narrow" / "seed_0" / "error.txt").exists()
+  assert (wd / "wide" / "seed_0" / "results.json").exists()
+  summary = json.loads((wd / "summary.json").read_text())
+  assert summary["cells"]["narrow"]["runs"] == {"0": "failed"}
+  assert "| `narrow` | 0/1 (failed) |" in (wd / "report.md").read_text()
