@@ -63,9 +63,14 @@ class Outcome:
     else:
       numbers = (f"improvement {self.improvement:+.4f} ± {self.half_width:.4f} "
                  f"(±{Z:g} SE, n = {self.n_variant} / {self.n_baseline})")
-    margin = f" by more than {c.margin:g}" if c.margin else ""
-    return (f"{c.variant} {c.expect.replace('_', ' ')} than {c.baseline} on {c.metric}"
-            f"{margin}: {numbers} -> {self.verdict}")
+    relation = {"better": "better than", "worse": "worse than",
+                "no_gain": "no better than"}[c.expect]
+    margin = ""
+    if c.margin:
+      margin = (f" (margin {c.margin:g})" if c.expect == "no_gain" else
+                f" by more than {c.margin:g}")
+    return (f"{c.variant} {relation} {c.baseline} on {c.metric}{margin}: {numbers} -> "
+            f"{self.verdict}")
 
 
 def _mean_var(values: Sequence[float]) -> tuple[float, float]:
