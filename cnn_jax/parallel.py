@@ -8,6 +8,7 @@ step on the global (sharded) batch, its statistics are global-batch statistics.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 
@@ -33,6 +34,48 @@ def initialize_distributed(coordinator_address: str | None = None,
   logging.info("jax.distributed: process %d of %d, %d local / %d global devices",
                jax.process_index(), jax.process_count(), jax.local_device_count(),
                jax.device_count())
+
+
+BARRIER_TIMEOUT_S = 1800
+
+
+def barrier(name: str, timeout_s: float = BARRIER_TIMEOUT_S) -> None:
+  """Blocks until every process of a multi-process job reaches `name`; no-op for one."""
+  if jax.process_count() > 1:
+    from jax._src import distributed  # the coordination-service client (no public handle)
+    distributed.global_state.client.wait_at_barrier(name, int(timeout_s * 1000))
+
+
+class CompiledTogether:
+  """A jitted function whose first call per input signature compiles ahead of time and
+  then waits for every process before it runs.
+
+  Processes compile at different speeds (a loaded host can lag by a minute), and the first
+  cross-process collective opens its gloo/NCCL connections with a short deadline (30 s for
+  gloo on CPU), so a process that finishes compiling early would time out waiting for the
+  slow one. Compiling first and meeting at a barrier removes that race. One process: the
+  plain jitted function is used and nothing changes.
+  """
+
+  _instances = itertools.count()  # every process builds them in the same order
+
+  def __init__(self, jitted, name: str):
+    self._jitted, self._compiled = jitted, {}
+    self._name = f"{name}{next(self._instances)}"
+
+  def __call__(self, *args):
+    key = tuple((x.shape, str(x.dtype)) for x in jax.tree.leaves(args))
+    fn = self._compiled.get(key)
+    if fn is None:
+      fn = self._jitted.lower(*args).compile()
+      barrier(f"cnn_jax:{self._name}:{len(self._compiled)}")
+      self._compiled[key] = fn
+    return fn(*args)
+
+
+def compile_together(jitted, name: str):
+  """`jitted` itself for one process; a `CompiledTogether` for a multi-process job."""
+  return CompiledTogether(jitted, name) if jax.process_count() > 1 else jitted
 
 
 def make_mesh(devices=None) -> Mesh:

@@ -53,9 +53,12 @@ def test_8_devices_match_1_device(tmp_path):
 
 @pytest.mark.slow
 def test_two_processes_match_one_process():
+  # Process 1 starts its first step 35 s late (a loaded host compiling slowly): the first
+  # collective would time out (gloo's 30 s deadline) unless processes meet after compiling.
   port = _free_port()
   procs = [subprocess.Popen([sys.executable, WORKER, "--port", str(port), "--num_processes",
-                             "2", "--process_id", str(i)], env=_env(4),
+                             "2", "--process_id", str(i), "--start_delay", str(35 * i)],
+                            env=_env(4),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
            for i in range(2)]
   outs = []

@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from cnn_jax import parallel
 from cnn_jax.train.optimizers import l2_penalty
 from cnn_jax.train.state import TrainState, ema_update
 
@@ -104,10 +105,10 @@ def eval_step(state: TrainState, batch, *, apply_fn, num_classes: int, class_sub
 
 def jit_eval(apply_fn, num_classes: int, state_sharding, batch_sharding, replicated,
              class_subset=None):
-  return jax.jit(
+  return parallel.compile_together(jax.jit(
       functools.partial(eval_step, apply_fn=apply_fn, num_classes=num_classes,
                         class_subset=None if class_subset is None else tuple(class_subset)),
-      in_shardings=(state_sharding, batch_sharding), out_shardings=replicated)
+      in_shardings=(state_sharding, batch_sharding), out_shardings=replicated), "eval_step")
 
 
 def jit_steps(apply_fn, config, num_classes: int, state_sharding, batch_sharding, replicated):
@@ -116,6 +117,7 @@ def jit_steps(apply_fn, config, num_classes: int, state_sharding, batch_sharding
       functools.partial(train_step, apply_fn=apply_fn, config=config, num_classes=num_classes),
       in_shardings=(state_sharding, batch_sharding, replicated),
       out_shardings=(state_sharding, replicated), donate_argnums=0)
+  train = parallel.compile_together(train, "train_step")
   return train, jit_eval(apply_fn, num_classes, state_sharding, batch_sharding, replicated)
 
 
