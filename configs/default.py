@@ -34,6 +34,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.batch_size = 256           # global, over all devices and hosts
   c.eval_batch_size = 1000     # global; the last batch is padded and masked
   c.eval_max_examples = -1     # -1: every eval example; n > 0: the first n (smoke runs)
+  c.train_max_examples = -1    # -1: the whole training split; n > 0: its first n
   c.shuffle_buffer = 60_000
   c.prefetch = 2
 

@@ -242,8 +242,25 @@ def test_unknown_experiment_file_or_argument(tmp_path, config, expected):
   assert expected in one_error_line(proc)
 
 
-@pytest.mark.parametrize("name", ["vgg_lrn", "vgg_depth", "resnet_degradation",
-                                  "resnet_shortcuts"])
+def _study_files() -> list[str]:
+  """Every experiment file of experiments/ (a module with get_sweep)."""
+  names = []
+  for f in sorted(os.listdir(os.path.join(ROOT, "experiments"))):
+    if f.endswith(".py"):
+      with open(os.path.join(ROOT, "experiments", f)) as fh:
+        if "\ndef get_sweep(" in fh.read():
+          names.append(f[:-3])
+  return names
+
+
+STUDIES = _study_files()
+
+
+def test_the_studies_are_found():
+  assert {"vgg_lrn", "vgg_depth", "resnet_degradation", "resnet_shortcuts"} <= set(STUDIES)
+
+
+@pytest.mark.parametrize("name", STUDIES)
 @pytest.mark.parametrize("arg", ["", ":imagenet"])
 def test_study_files_load_and_check(name, arg):
   """Every committed study's cells pass check_config at both scales (nothing trains)."""
@@ -257,10 +274,32 @@ def test_study_files_load_and_check(name, arg):
   exp = experiment.load(path, a, base)
   assert len(exp.cells) >= 2 and exp.claims
   if arg:
-    assert base.dataset == "imagenet2012" and base.image_size == 224
+    assert base.dataset == "imagenet2012" and base.image_size >= 224
     return
   for cell in exp.cells:
     check_config(experiment.cell_config(exp, cell, {}, seed=0))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", STUDIES)
+def test_study_runs_as_a_tiny_sweep(name, fashion_data_dir, tmp_path):
+  """Each committed study, cut to its first two cells, 2 steps of batch 8 and 16 test
+  images, goes through the runner end to end: its models build at the file's input size,
+  train, evaluate and report, so no experiment file rots."""
+  from cnn_jax.cli import load_module
+  cells = [c["name"] for c in load_module(
+      os.path.join(ROOT, "experiments", f"{name}.py")).get_sweep()][:2]
+  wd = tmp_path / "wd"
+  proc = sweep(f"--config=experiments/{name}.py", f"--workdir={wd}", "--seeds=1",
+               f"--only={','.join(cells)}", "--config.num_train_steps=2",
+               "--config.batch_size=8", "--config.eval_batch_size=8",
+               "--config.eval_max_examples=16", "--config.log_every_steps=1",
+               f"--config.data_dir={fashion_data_dir}")
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  for cell in cells:
+    results = json.loads((wd / cell / "seed_0" / "results.json").read_text())
+    assert results["steps"] == 2 and results["eval_examples"] == 16
+  assert (wd / "report.md").exists() and (wd / "summary.json").exists()
 
 
 @pytest.mark.slow

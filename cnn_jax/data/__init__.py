@@ -168,6 +168,14 @@ def _preprocess_fn(ds_info: DatasetInfo, image_size: int, mean, std, augment_nam
   return preprocess
 
 
+def train_split(config, ds_info: DatasetInfo) -> str:
+  """The training split, or its first `config.train_max_examples` examples (TFDS slice
+  syntax) when that is positive: the small-training-set regime of the overfitting
+  studies."""
+  n = config.get("train_max_examples", -1)
+  return f"{ds_info.train_split}[:{n}]" if n and n > 0 else ds_info.train_split
+
+
 def create_input(config, *, model_spec, process_index: int = 0,
                  process_count: int = 1) -> Input:
   ds_info = info(config.dataset)
@@ -178,13 +186,14 @@ def create_input(config, *, model_spec, process_index: int = 0,
   std = ds_info.std or model_spec.std
   pre = _preprocess_fn(ds_info, config.image_size, mean, std, config.augment)
   local_train = config.batch_size // process_count
-  num_train = builder.info.splits[ds_info.train_split].num_examples
+  split = train_split(config, ds_info)
+  num_train = builder.info.splits[split].num_examples
   local_eval = _local_eval_batch(config, process_count,
                                  builder.info.splits[ds_info.eval_split].num_examples,
                                  f"the {ds_info.eval_split} split of {ds_info.name}")
 
   def train_fn(start_step):
-    return train_stream(builder, ds_info.train_split, lambda ex, s: pre(ex, s, True),
+    return train_stream(builder, split, lambda ex, s: pre(ex, s, True),
                         local_batch_size=local_train, seed=config.seed, start_step=start_step,
                         process_index=process_index, process_count=process_count,
                         shuffle_buffer=config.shuffle_buffer, prefetch=config.prefetch)
@@ -224,14 +233,15 @@ def _create_jpeg_input(config, ds_info: DatasetInfo, model_spec, process_index: 
   protocol = config.get("eval_protocol", "center")
   scales = config.get("eval_scales", None)
   local_train = config.batch_size // process_count
-  num_train = builder.info.splits[ds_info.train_split].num_examples
+  split = train_split(config, ds_info)
+  num_train = builder.info.splits[split].num_examples
   mixup, cutmix = config.get("mixup_alpha", 0.0), config.get("cutmix_alpha", 0.0)
   batch_fn = None
   if mixup > 0 or cutmix > 0:
     batch_fn = functools.partial(augment.mix_batch, mixup_alpha=mixup, cutmix_alpha=cutmix)
 
   def train_fn(start_step):
-    return train_stream(builder, ds_info.train_split, train_pre, local_batch_size=local_train,
+    return train_stream(builder, split, train_pre, local_batch_size=local_train,
                         seed=config.seed, start_step=start_step, process_index=process_index,
                         process_count=process_count, shuffle_buffer=config.shuffle_buffer,
                         prefetch=config.prefetch, cache=False,
