@@ -78,3 +78,36 @@ def recipe(name: str):
   c.weight_decay_mode = "l2"
   c.eval_protocol = "ten_crop"  # Section 4.1: 5 crops and their flips, scores averaged
   return c
+
+
+def cpu_study(steps: int, *, name: str = "alexnet", image_size: int = 100,
+              width_multiplier: float = 0.25, fc: int = 256, batch_size: int = 128,
+              evals: int = 2, log_every: int = 10):
+  """AlexNet (or ZFNet: `name`) at the CPU scale of the studies in experiments/
+  (alexnet_relu.py, alexnet_regularisation.py, zfnet_first_layer.py).
+
+  Reductions, forced by 2 CPU cores: Fashion-MNIST resized from 28 to `image_size` px
+  (100 px leaves a 2x2 map before fc6 in both AlexNet and ZFNet, as 227 / 224 px leave 6x6:
+  fc_window=2); conv widths x`width_multiplier` (0.25: 24-64-96-96-64 instead of
+  96-256-384-384-256); fc6/fc7 of `fc` units instead of 4096; `steps` steps of
+  `batch_size` with a cosine decay instead of ~90 epochs with /10 on plateaus; no
+  augmentation; Glorot initialisation instead of N(0, 0.01) (with which the narrow nets
+  stay at chance for hundreds of steps). Kept: the layer layout (grouped convs, LRN /
+  contrast normalisation, overlapping pools), ReLU, dropout 0.5 on fc6/fc7, SGD momentum
+  0.9, weight decay 5e-4.
+  """
+  c = common.cpu_study(recipe(name) if name != "zfnet" else _zfnet_recipe(), steps=steps,
+                       batch_size=batch_size, evals=evals, log_every=log_every,
+                       image_size=image_size)
+  c.model_kwargs = {"weight_init": "glorot", "dense_eval": False, "fc_window": 2,
+                    "fc_features": (fc, fc), "width_multiplier": width_multiplier}
+  c.lr_schedule = "cosine"
+  c.lr_decay_epochs = ()
+  c.warmup_epochs = 0.0
+  c.eval_protocol = "center"
+  return c
+
+
+def _zfnet_recipe():
+  from configs import zfnet
+  return zfnet.recipe()
