@@ -59,3 +59,27 @@ def recipe(name: str):
   c.aux_loss_weight = 0.3        # Section 5
   c.ema_decay = 0.9999           # Polyak averaging (Section 6)
   return c
+
+
+def cpu_study(steps: int, width_multiplier: float = 0.25, image_size: int = 64,
+              learning_rate: float = 0.01):
+  """GoogLeNet at the CPU scale of the studies in experiments/ (googlenet_gap.py).
+
+  Reductions, forced by 2 CPU cores: Fashion-MNIST resized from 28 to `image_size` px
+  (64: the total stride of 32 leaves a 2x2 last map, so an FC head differs from global
+  average pooling); every conv width x`width_multiplier` (model_kwargs; 0.25: 3a's
+  64/96/128/16/32/32 become 16/24/32/4/8/8, the last map 256 wide instead of 1024);
+  batch 128 instead of 256; `steps` steps with a cosine decay instead of 250 epochs of
+  x0.96 every 8 epochs; no augmentation; no Polyak averaging (a 0.9999 average of a few
+  hundred steps is still the initialisation). Kept: the paper's net (no BN, LRN, true
+  5x5 branches), both auxiliary classifiers with loss weight 0.3, dropout 0.4 / 0.7, SGD
+  momentum 0.9, weight decay 2e-4.
+  """
+  c = common.cpu_study(recipe("googlenet"), steps=steps, batch_size=128, evals=2,
+                       log_every=20, image_size=image_size)
+  c.model_kwargs = {"aux_logits": True, "width_multiplier": width_multiplier}
+  c.learning_rate = learning_rate
+  c.lr_schedule = "cosine"
+  c.warmup_epochs = 0.0
+  c.ema_decay = 0.0
+  return c

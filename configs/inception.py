@@ -91,3 +91,33 @@ def recipe(name: str):
     c.aux_loss_weight = 0.4
     c.grad_clip_norm = 2.0
   return c
+
+
+def cpu_study(name: str, steps: int, width_multiplier: float = 0.25,
+              image_size: int | None = None, learning_rate: float | None = None,
+              batch_size: int = 128, log_every: int = 20):
+  """Inception `name` at the CPU scale of the studies in experiments/
+  (batchnorm_speed.py, inception_v3_regularisers.py).
+
+  Reductions, forced by 2 CPU cores: Fashion-MNIST resized from 28 px to `image_size`
+  (default: 32 for inception_v2, whose total stride of 32 then leaves a 1x1 last map;
+  75 for the others, the smallest input their VALID convs accept); every conv width
+  x`width_multiplier` (model_kwargs; 0.25: v2's 3a 64/64/64/64/96/32 become
+  16/16/16/16/24/8); batch `batch_size` (v2: 32, v3: 1600); `steps` steps, the recipe's
+  exponential decay counted in Fashion-MNIST epochs (so nearly constant over a run of
+  less than an epoch); no augmentation; no parameter moving average (a 0.9999 average of
+  a few hundred steps is still the initialisation). Kept: the family's optimiser (v2:
+  SGD momentum 0.9; the others: RMSProp decay 0.9, eps 1.0, momentum 0.9, clipping),
+  weight decay 4e-5, dropout, label smoothing and aux head as the recipe sets them.
+  `learning_rate` None keeps the recipe's 0.045.
+  """
+  c = recipe(name)
+  size = image_size or (32 if name == "inception_v2" else 75)
+  c = common.cpu_study(c, steps=steps, batch_size=batch_size, evals=2, log_every=log_every,
+                       image_size=size)
+  c.model_kwargs = {**c.model_kwargs, "width_multiplier": width_multiplier}
+  if learning_rate is not None:
+    c.learning_rate = learning_rate
+  c.warmup_epochs = 0.0
+  c.ema_decay = 0.0
+  return c

@@ -2,7 +2,7 @@
 2015, Section 4.2, Figures 2 and 3).
 
   python -m cnn_jax.sweep --config=experiments/batchnorm_speed.py \
-      --workdir=experiments/results/batchnorm_speed                # CPU scale, ~12 min
+      --workdir=experiments/results/batchnorm_speed                # CPU scale, ~13 min
   python -m cnn_jax.sweep --config=experiments/batchnorm_speed.py:imagenet --workdir=DIR
 
 Claim (Section 4.2.2, Figure 3: steps to reach the baseline's 72.2% top-1): "Inception"

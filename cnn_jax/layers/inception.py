@@ -238,6 +238,36 @@ def with_avg_pool_rule(step: Step, count_include_pad: bool) -> Step:
   return step
 
 
+def scaled_width(features: int, multiplier: float) -> int:
+  """`features` x `multiplier`, rounded, at least 1 (as ClassicNet's width_multiplier)."""
+  return max(1, round(features * multiplier))
+
+
+def with_width_multiplier(step: Step | AuxSpec, multiplier: float) -> Step | AuxSpec:
+  """`step` with every conv width inside it (nested branches included) scaled by
+  `multiplier` (`scaled_width`); an `AuxSpec` has its convs and its hidden FC scaled.
+
+  A depthwise conv keeps its `depth_multiplier` (its width follows its input), and a
+  `ResidualSpec`'s projection back to the input width is built from the input, so a
+  scaled Inception-ResNet block still adds matching shapes. 1.0 returns `step` itself.
+  """
+  if multiplier == 1.0:
+    return step
+  if isinstance(step, ConvSpec):
+    if step.depth_multiplier:
+      return step
+    return dataclasses.replace(step, features=scaled_width(step.features, multiplier))
+  if isinstance(step, (MixedSpec, ResidualSpec)):
+    branches = tuple(tuple(with_width_multiplier(s, multiplier) for s in branch)
+                     for branch in step.branches)
+    return dataclasses.replace(step, branches=branches)
+  if isinstance(step, AuxSpec):
+    return dataclasses.replace(
+        step, convs=tuple(with_width_multiplier(c, multiplier) for c in step.convs),
+        hidden=scaled_width(step.hidden, multiplier) if step.hidden else 0)
+  return step
+
+
 # ---------------------------------------------------------------------------------------
 # Modules.
 

@@ -27,6 +27,14 @@ Ablation fields of `Inception`, shared by every version; each default is the pap
          flattened -> dropout -> FC, the fully connected classifier that GoogLeNet's
          average pooling replaced for +0.6% top-1 (Szegedy et al. 2014, Section 5); at
          224 px GoogLeNet's FC then reads 7x7x1024 values instead of 1024.
+  width_multiplier
+         1.0: the paper's widths. Otherwise every conv width of the layout (stem,
+         modules, reductions, the final 1x1 of Inception-ResNet v2) and of the aux heads
+         (convs and GoogLeNet's hidden FC) is round(c * m), at least 1; num_classes is
+         not scaled. Not a paper's ablation: it shrinks a version for the CPU-scale
+         studies in experiments/ (googlenet_gap.py, batchnorm_speed.py,
+         inception_v3_regularisers.py); parameters fall roughly as m^2. Inception-ResNet
+         blocks stay valid: their projection returns to the (scaled) input width.
 """
 
 from __future__ import annotations
@@ -44,7 +52,7 @@ from cnn_jax.layers.inception import (AuxClassifier, AuxSpec, ConvSpec, LRNSpec,
                                       avg_pool_step, bn_inception_module, conv,
                                       expanded_split, factorised_5x5, googlenet_module,
                                       grid_reduction, inception_reduction_a, max_pool_step,
-                                      with_avg_pool_rule)
+                                      with_avg_pool_rule, with_width_multiplier)
 from cnn_jax.models.registry import INCEPTION_MEAN, INCEPTION_STD, register
 
 
@@ -69,6 +77,9 @@ class Inception(nn.Module):
   False` drops BN's learned scale (Keras's `scale=False`); `pool_count_include_pad`
   (None: each layout's own rule) sets how every average-pool branch divides at the
   border, False for TF / Keras 'SAME' pooling, True for PyTorch's.
+
+  `width_multiplier` scales every conv width of the layout and the aux heads (see the
+  module docstring), for the CPU-scale studies; 1.0 is the paper's network.
   """
   layout: Layout
   num_classes: int = 1000
@@ -82,6 +93,7 @@ class Inception(nn.Module):
   bn_scale: bool = True
   pool_count_include_pad: bool | None = None
   head: str = "gap"
+  width_multiplier: float = 1.0
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
@@ -89,6 +101,8 @@ class Inception(nn.Module):
       raise ValueError("this network has no auxiliary classifier; use aux_logits=False")
     if self.head not in ("gap", "fc"):
       raise ValueError(f"unknown head {self.head!r}; choose 'gap' or 'fc'")
+    if not self.width_multiplier > 0:
+      raise ValueError(f"width_multiplier must be positive, got {self.width_multiplier}")
     # Without BN (GoogLeNet) the fan-out init of 1x1 reductions (fan_in >> fan_out)
     # blows activations up layer after layer; fan-in He init keeps their scale.
     kernel_init = he_normal_fan_out if self.norm else he_normal_fan_in
@@ -100,10 +114,12 @@ class Inception(nn.Module):
       for name, step in layers:
         if self.pool_count_include_pad is not None:
           step = with_avg_pool_rule(step, self.pool_count_include_pad)
+        step = with_width_multiplier(step, self.width_multiplier)
         x = apply_step(step, x, train, conv_block, name, self.dtype)
         if run_aux and name in self.aux_after:
           i = self.aux_after.index(name) + 1
-          logits = AuxClassifier(self.num_classes, self.aux_head, conv_block, self.dtype,
+          aux_head = with_width_multiplier(self.aux_head, self.width_multiplier)
+          logits = AuxClassifier(self.num_classes, aux_head, conv_block, self.dtype,
                                  name=f"aux_head{i}")(x, train)
           if train:
             self.sow("aux_logits", f"aux{i}", logits)
