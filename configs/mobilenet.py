@@ -79,3 +79,28 @@ def recipe(name: str):
     c.weight_decay = 1e-5
     c.ema_decay = 0.9999
   return c
+
+
+def cpu_study(name: str, steps: int, *, width_multiplier: float = 0.5, image_size: int = 32,
+              batch_size: int = 64, log_every: int = 25):
+  """MobileNet `name` at the CPU scale of the studies in experiments/
+  (mobilenet_separable.py, mobilenet_v2_linear_bottleneck.py).
+
+  Reductions, forced by 2 CPU cores: Fashion-MNIST resized from 28 to `image_size` px (32:
+  the total stride of 32 leaves a 1x1 last map, as 224 leaves 7x7); width
+  x`width_multiplier`; `steps` steps of `batch_size` with SGD momentum 0.9, learning rate
+  0.1 and a cosine decay instead of RMSProp over hundreds of epochs with an exponential
+  decay (short RMSProp runs were not tuned here); no augmentation, no label smoothing, no
+  parameter averaging. Kept: BatchNorm, weight decay 4e-5, the classifier dropout.
+  """
+  c = common.cpu_study(recipe(name), steps=steps, batch_size=batch_size, evals=2,
+                       log_every=log_every, image_size=image_size)
+  c.model_kwargs.width_multiplier = width_multiplier
+  c.optimizer = "sgd"
+  c.momentum = 0.9
+  c.learning_rate = 0.1
+  c.lr_schedule = "cosine"
+  c.warmup_epochs = 0.0
+  c.label_smoothing = 0.0
+  c.ema_decay = 0.0
+  return c
