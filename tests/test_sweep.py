@@ -319,3 +319,18 @@ def test_a_failing_run_is_reported_and_the_others_still_run(fashion_data_dir, tm
   summary = json.loads((wd / "summary.json").read_text())
   assert summary["cells"]["narrow"]["runs"] == {"0": "failed"}
   assert "| `narrow` | 0/1 (failed) |" in (wd / "report.md").read_text()
+
+
+def test_steps_to_metrics_are_counts_not_percentages():
+  from cnn_jax.sweep import metrics, report
+  assert metrics.is_fraction("test_error") and metrics.is_fraction("generalization_gap")
+  assert not metrics.is_fraction("steps_to_train_error@0.25")
+  assert not metrics.is_fraction("params")
+  assert report._fmt("steps_to_train_error@0.25", {"n": 2, "mean": 170.0, "std": 10.0}) \
+      == "170.00 ± 10.00"
+  assert report._fmt("test_error", {"n": 2, "mean": 0.25, "std": 0.01}) == "25.00 ± 1.00%"
+  claim = {"metric": "steps_to_train_error@0.25", "improvement": -73.3,
+           "interval_half_width": 33.3}
+  assert index._improvement(claim) == "-73.3 ± 33.3"
+  assert index._improvement({**claim, "metric": "test_error", "improvement": 0.0123,
+                             "interval_half_width": 0.004}) == "+1.23 ± 0.40 points"

@@ -79,6 +79,12 @@ def names() -> list[str]:
   return sorted(_METRICS)
 
 
+def is_fraction(name: str) -> bool:
+  """True for the error rates and gaps (shown as percentages); False for counts (params,
+  wall seconds, steps_to_...)."""
+  return not _STEPS_TO.match(name) and name.endswith(("error", "gap"))
+
+
 def known(name: str) -> bool:
   return name in _METRICS or bool(_STEPS_TO.match(name))
 

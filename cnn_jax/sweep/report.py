@@ -18,7 +18,6 @@ from cnn_jax.sweep import metrics as sweep_metrics
 from cnn_jax.sweep import verdict as verdict_rule
 
 TABLE_METRICS = ("train_error", "test_error", "test_loss")
-PERCENT = ("error", "gap")
 
 
 def run_dir(workdir: str, cell: str, seed: int) -> str:
@@ -110,7 +109,7 @@ def summarize(experiment, workdir: str, seeds: int) -> dict:
 def _fmt(metric: str, stats: dict) -> str:
   if not stats["n"]:
     return "–"
-  scale, unit = (100.0, "%") if any(p in metric for p in PERCENT) else (1.0, "")
+  scale, unit = (100.0, "%") if sweep_metrics.is_fraction(metric) else (1.0, "")
   mean = stats["mean"] * scale
   if stats["n"] < 2:
     return f"{mean:.2f}{unit}"
