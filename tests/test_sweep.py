@@ -172,6 +172,8 @@ def test_tiny_sweep_end_to_end_skip_and_resume(fashion_data_dir, tmp_path):
   index.main(["index", str(tmp_path), str(readme)])
   table = readme.read_text()
   assert "old" not in table and "`wd` (4/4 runs)" in table and "wider is better" in table
+  # An experiment file beside the README with no results yet is listed as not run yet.
+  assert "| `tiny` (not run yet) | wider is better | – | not run yet |" in table
   assert summary["claims"][0]["verdict"] in table
 
   # Another experiment's cells, or other overrides, are refused before anything trains.

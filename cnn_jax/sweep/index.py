@@ -25,14 +25,36 @@ def _improvement(claim: dict) -> str:
   return f"{x:+.1f} ± {half:.1f}"
 
 
-def table(results_dir: str, readme_dir: str) -> str:
+def _pending_rows(experiments_dir: str, done: set[str]) -> list[str]:
+  """Rows for the experiment files of `experiments_dir` that have no summary yet: their
+  claims, with the verdict 'not run yet' (so the table lists every claim)."""
+  from cnn_jax import cli
+  rows = []
+  for path in sorted(glob.glob(os.path.join(experiments_dir, "*.py"))):
+    name = os.path.basename(path)[:-3]
+    with open(path) as f:
+      if name in done or "\ndef get_sweep(" not in f.read():
+        continue
+    module = cli.load_module(path)
+    claims = module.get_claims() if hasattr(module, "get_claims") else []
+    for i, claim in enumerate(claims or [{"text": "(no claims)"}]):
+      rows.append(f"| {f'`{name}` (not run yet)' if i == 0 else ''} | "
+                  f"{claim.get('text') or claim.get('expect', '')} | – | not run yet | |")
+  return rows
+
+
+def table(results_dir: str, readme_dir: str, experiments_dir: str | None = None) -> str:
+  """The studies table: one row per claim of every study with results; with
+  `experiments_dir`, also the claims of the experiment files not run yet."""
   rows = ["| study | claim (paper's figures) | our improvement (± 2 SE) | verdict "
           "| report |", "|---|---|---|---|---|"]
+  studied = set()
   for path in sorted(glob.glob(os.path.join(results_dir, "*", "summary.json"))):
     with open(path) as f:
       summary = json.load(f)
     study_dir = os.path.relpath(os.path.dirname(path), readme_dir)
     name = os.path.basename(os.path.dirname(path))
+    studied.add(name)
     runs = [s for c in summary["cells"].values() for s in c["runs"].values()]
     done = f"{sum(s == 'finished' for s in runs)}/{len(runs)} runs"
     for i, claim in enumerate(summary["claims"]):
@@ -45,6 +67,8 @@ def table(results_dir: str, readme_dir: str) -> str:
           f"| {f'[report]({study_dir}/report.md), [plot]({study_dir}/plot.png)' if first else ''} |")
     if summary.get("verdict"):
       rows.append(f"| | **study verdict** | | **{summary['verdict']}** | |")
+  if experiments_dir:
+    rows += _pending_rows(experiments_dir, studied)
   return "\n".join(rows)
 
 
@@ -57,9 +81,10 @@ def main(argv) -> None:
     sys.exit(f"error: {readme} has no {BEGIN} ... {END} markers to fill")
   head, rest = text.split(BEGIN, 1)
   _, tail = rest.split(END, 1)
+  readme_dir = os.path.dirname(readme) or "."
+  rows = table(results_dir, readme_dir, readme_dir)  # before the file is opened for writing
   with open(readme, "w") as f:
-    f.write(head + BEGIN + "\n" + table(results_dir, os.path.dirname(readme) or ".") + "\n"
-            + END + tail)
+    f.write(head + BEGIN + "\n" + rows + "\n" + END + tail)
   print(f"wrote the studies table of {readme}")
 
 
