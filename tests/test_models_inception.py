@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from cnn_jax import models
-from cnn_jax.layers import ConvNormAct
+from cnn_jax.layers import ConvNormAct, adaptive_avg_pool
 from cnn_jax.layers.inception import (AuxClassifier, AuxSpec, ConvSpec, InceptionResidual,
-                                      LRNSpec, MixedSpec, ResidualSpec, adaptive_avg_pool,
+                                      LRNSpec, MixedSpec, ResidualSpec,
                                       asymmetric_nxn, avg_pool_step, bn_inception_module, conv,
                                       expanded_split, googlenet_module, inception_reduction_a,
                                       max_pool_step)

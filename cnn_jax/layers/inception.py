@@ -35,7 +35,7 @@ import jax.numpy as jnp
 
 from cnn_jax.layers.classic import local_response_norm
 from cnn_jax.layers.conv import Conv, PaddingLike
-from cnn_jax.layers.pooling import avg_pool, max_pool
+from cnn_jax.layers.pooling import adaptive_avg_pool, avg_pool, max_pool
 
 Dtype = Any
 
@@ -337,21 +337,6 @@ class InceptionResidual(nn.Module):
     y = Conv(x.shape[-1], 1, use_bias=True, dtype=self.dtype, name="proj")(y)
     x = x + self.scale * y
     return nn.relu(x) if self.activate else x
-
-
-def adaptive_avg_pool(x: jax.Array, grid: int) -> jax.Array:
-  """PyTorch's `adaptive_avg_pool2d` to grid x grid: bin i covers rows
-  floor(i*H/g) .. ceil((i+1)*H/g) - 1 (bins overlap when g does not divide H)."""
-  h, w = x.shape[1:3]
-  rows = []
-  for i in range(grid):
-    r0, r1 = (i * h) // grid, -(-((i + 1) * h) // grid)
-    cols = []
-    for j in range(grid):
-      c0, c1 = (j * w) // grid, -(-((j + 1) * w) // grid)
-      cols.append(jnp.mean(x[:, r0:r1, c0:c1, :].astype(jnp.float32), axis=(1, 2)))
-    rows.append(jnp.stack(cols, axis=1))
-  return jnp.stack(rows, axis=1).astype(x.dtype)
 
 
 class AuxClassifier(nn.Module):

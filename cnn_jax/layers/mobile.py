@@ -1,9 +1,9 @@
 """Blocks of the efficient families: MobileNet v1/v2/v3 and EfficientNet.
 
 Depthwise separable convolution (Howard et al. 2017, Fig. 3), the inverted residual with a
-linear bottleneck (Sandler et al. 2018, Table 1), squeeze-and-excitation (Hu et al. 2018)
-as MobileNet v3 (Howard et al. 2019, Sec. 5.3) and EfficientNet (Tan & Le 2019) use it,
-hard-swish (Howard et al. 2019, Sec. 5.2) and stochastic depth (Huang et al. 2016).
+linear bottleneck (Sandler et al. 2018, Table 1) and the channel rounding of their
+reference code. The inverted residual uses squeeze-and-excitation (squeeze_excite.py),
+stochastic depth (drop.py) and the named activations (activations.py).
 
 Every block takes a `conv_block` factory (ConvNormAct by default), so a model sets the
 compute dtype, the BatchNorm epsilon / momentum or the padding once, for all its convs.
@@ -17,7 +17,9 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from cnn_jax.layers.conv import Conv, ConvNormAct
+from cnn_jax.layers.conv import ConvNormAct
+from cnn_jax.layers.drop import DropPath
+from cnn_jax.layers.squeeze_excite import SqueezeExcite
 
 Dtype = Any
 
@@ -35,76 +37,6 @@ def make_divisible(value: float, divisor: int = 8, min_value: int | None = None,
   if rounded < round_limit * value:
     rounded += divisor
   return rounded
-
-
-def hard_sigmoid(x: jax.Array) -> jax.Array:
-  """relu6(x + 3) / 6: MobileNet v3's piecewise-linear sigmoid (Howard et al. 2019, Sec. 5.2)."""
-  return jax.nn.relu6(x + 3.0) / 6.0
-
-
-def hard_swish(x: jax.Array) -> jax.Array:
-  """x * relu6(x + 3) / 6 (Howard et al. 2019, Sec. 5.2)."""
-  return x * hard_sigmoid(x)
-
-
-# Activations by name, so that configs can pick them as strings.
-ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
-    "relu": nn.relu,
-    "relu6": jax.nn.relu6,
-    "hard_swish": hard_swish,
-    "silu": nn.silu,
-    "sigmoid": nn.sigmoid,
-    "hard_sigmoid": hard_sigmoid,
-    "tanh": nn.tanh,  # the saturating baseline of AlexNet's Fig. 1 (Krizhevsky et al. 2012)
-}
-
-
-def activation(name_or_fn: str | Callable) -> Callable:
-  """An activation function from its name (see ACTIVATIONS) or the function itself."""
-  if callable(name_or_fn):
-    return name_or_fn
-  if name_or_fn not in ACTIVATIONS:
-    raise ValueError(f"unknown activation {name_or_fn!r}; choose one of {sorted(ACTIVATIONS)}")
-  return ACTIVATIONS[name_or_fn]
-
-
-class SqueezeExcite(nn.Module):
-  """Global pool -> 1x1 conv to `squeeze_features` -> act -> 1x1 conv back -> gate -> scale.
-
-  The squeeze width is the caller's choice because the families differ: EfficientNet
-  squeezes the block *input* width by 0.25, MobileNet v3 the *expanded* width to
-  make_divisible(expanded / 4, 8). Both 1x1 convs have biases (they act on a 1x1 map, so
-  they are the two fully connected layers of Hu et al. 2018, Fig. 2).
-  """
-  squeeze_features: int
-  act: Callable = nn.relu
-  gate: Callable = nn.sigmoid
-  dtype: Dtype = jnp.float32
-
-  @nn.compact
-  def __call__(self, x: jax.Array) -> jax.Array:
-    s = jnp.mean(x.astype(jnp.float32), axis=(1, 2), keepdims=True).astype(self.dtype)
-    s = Conv(self.squeeze_features, 1, use_bias=True, dtype=self.dtype, name="reduce")(s)
-    s = self.act(s)
-    s = Conv(x.shape[-1], 1, use_bias=True, dtype=self.dtype, name="expand")(s)
-    return x * self.gate(s).astype(x.dtype)
-
-
-class DropPath(nn.Module):
-  """Stochastic depth: drops a residual branch per example, scaling survivors by 1/(1-p).
-
-  Huang et al. 2016 drop the branch of a whole residual block; EfficientNet uses it with
-  a rate rising linearly with depth. Draws from the 'dropout' rng.
-  """
-  rate: float = 0.0
-
-  @nn.compact
-  def __call__(self, x: jax.Array, deterministic: bool) -> jax.Array:
-    if deterministic or self.rate == 0.0:
-      return x
-    keep = 1.0 - self.rate
-    mask = jax.random.bernoulli(self.make_rng("dropout"), keep, (x.shape[0],) + (1,) * (x.ndim - 1))
-    return jnp.where(mask, x / keep, jnp.zeros_like(x))
 
 
 class DepthwiseSeparable(nn.Module):

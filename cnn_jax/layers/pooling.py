@@ -64,3 +64,18 @@ def avg_pool(x: jax.Array, window: int = 3, stride: int = 1, padding: int | str 
 def global_avg_pool(x: jax.Array) -> jax.Array:
   """[N, H, W, C] -> [N, C], averaging in float32 for bf16 inputs."""
   return jnp.mean(x.astype(jnp.float32), axis=(1, 2)).astype(x.dtype)
+
+
+def adaptive_avg_pool(x: jax.Array, grid: int) -> jax.Array:
+  """PyTorch's `adaptive_avg_pool2d` to grid x grid: bin i covers rows
+  floor(i*H/g) .. ceil((i+1)*H/g) - 1 (bins overlap when g does not divide H)."""
+  h, w = x.shape[1:3]
+  rows = []
+  for i in range(grid):
+    r0, r1 = (i * h) // grid, -(-((i + 1) * h) // grid)
+    cols = []
+    for j in range(grid):
+      c0, c1 = (j * w) // grid, -(-((j + 1) * w) // grid)
+      cols.append(jnp.mean(x[:, r0:r1, c0:c1, :].astype(jnp.float32), axis=(1, 2)))
+    rows.append(jnp.stack(cols, axis=1))
+  return jnp.stack(rows, axis=1).astype(x.dtype)
