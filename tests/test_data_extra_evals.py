@@ -193,17 +193,17 @@ def test_fake_archive_fails_tfds_checksum_in_one_line(prepared, tmp_path):
 def test_restrict_to_classes_and_real_top1():
   import jax.numpy as jnp
 
-  from cnn_jax.data import eval_protocols
+  from cnn_jax.train import steps
   logits = jnp.array([[9.0, 1.0, 2.0, 0.0, 3.0],   # best overall 0, in the subset 4
                       [0.0, 5.0, 1.0, 7.0, 2.0]])  # best overall 3, in the subset 1
-  restricted = eval_protocols.restrict_to_classes(logits, (1, 4))
+  restricted = steps.restrict_to_classes(logits, (1, 4))
   assert jnp.argmax(restricted, -1).tolist() == [4, 1]
   assert bool(jnp.all(jnp.isneginf(restricted[:, [0, 2, 3]])))
   real = jnp.zeros((3, 5)).at[0, 0].set(1).at[1, 1].set(1).at[1, 2].set(1)
   logits3 = jnp.concatenate([logits, logits[:1]])  # third image: no ReaL labels, not counted
-  correct, counted = eval_protocols.real_top1(logits3, real, jnp.ones(3))
+  correct, counted = steps.real_top1(logits3, real, jnp.ones(3))
   assert (float(correct), float(counted)) == (1.0, 2.0)  # image 0 right (0), image 1 wrong
-  correct, counted = eval_protocols.real_top1(logits3, real, jnp.array([1.0, 0.0, 1.0]))
+  correct, counted = steps.real_top1(logits3, real, jnp.array([1.0, 0.0, 1.0]))
   assert (float(correct), float(counted)) == (1.0, 1.0)  # padding (mask 0) not counted
 
 

@@ -277,7 +277,8 @@ def test_multi_view_eval_agrees_with_center_on_a_position_free_model():
   import jax.numpy as jnp
   import tensorflow as tf
 
-  from cnn_jax.data import eval_protocols, imagenet
+  from cnn_jax.data import imagenet
+  from cnn_jax.train import steps
 
   class PoolDense(nn.Module):
     @nn.compact
@@ -297,19 +298,19 @@ def test_multi_view_eval_agrees_with_center_on_a_position_free_model():
             for im in images]
     return {k: np.stack([o[k].numpy() for o in outs]) for k in outs[0]}
 
-  center = eval_protocols.predict(model.apply, variables, batch("center"))
+  center = steps.predict(model.apply, variables, batch("center"))
   for protocol in ("ten_crop", "dense"):
     for average in ("probs", "logits"):
-      multi = eval_protocols.predict(model.apply, variables, batch(protocol), average)
-      ref = center if average == "probs" else eval_protocols.predict(
+      multi = steps.predict(model.apply, variables, batch(protocol), average)
+      ref = center if average == "probs" else steps.predict(
           model.apply, variables, batch("center"), "logits")
       np.testing.assert_allclose(multi, ref, atol=2e-3)
   # And on a textured image, flips alone change nothing for this model.
   textured = batch("ten_crop")
   tc = textured["image"]
   mirrored = {"image": np.concatenate([tc[:, :5], tc[:, :5, :, ::-1]], axis=1)}
-  np.testing.assert_allclose(eval_protocols.predict(model.apply, variables, mirrored),
-                             eval_protocols.predict(model.apply, variables,
+  np.testing.assert_allclose(steps.predict(model.apply, variables, mirrored),
+                             steps.predict(model.apply, variables,
                                                     {"image": tc[:, :5]}), atol=1e-5)
 
 

@@ -10,14 +10,11 @@
             [B, 2, Q, Q, 3] per scale. To batch images of different aspect ratios, the
             view is the largest centred Q x Q square (VGG used the uncropped image).
 
-`predict(apply_fn, variables, batch)` runs the model on every view of every 'image*' key
-and averages the softmax probabilities (as AlexNet / VGG / GoogLeNet average their crops),
-returning log-probabilities, which top-k and the cross-entropy consume like logits.
+The model side (running every view and averaging the scores: `predict`) lives beside the
+eval step in cnn_jax/train/steps.py.
 """
 
 from __future__ import annotations
-
-import math
 
 from cnn_jax.data import imagenet_preprocess as ip
 
@@ -80,50 +77,3 @@ def views(image_bytes, protocol: str, size: int, crop_fraction: float = 0.875,
   if protocol == "dense":
     return {f"image@{q}": dense_view(image_bytes, q, method) for q in dense_scales(size, scales)}
   raise ValueError(f"unknown eval protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}")
-
-
-def image_keys(batch) -> list[str]:
-  return sorted(k for k in batch if k == "image" or k.startswith("image@"))
-
-
-def predict(apply_fn, variables, batch, average: str = "probs"):
-  """Averages the model's predictions over all views in `batch` -> [B, classes].
-
-  Views are 'image' [B, H, W, C] or [B, V, H, W, C] and any 'image@Q'. average='probs'
-  returns log(mean softmax) (the papers' score averaging); 'logits' the mean logit.
-  """
-  import jax
-  import jax.numpy as jnp
-
-  outputs = []
-  for key in image_keys(batch):
-    x = batch[key]
-    if x.ndim == 4:
-      x = x[:, None]
-    b, v = x.shape[:2]
-    logits = apply_fn(variables, x.reshape((b * v, *x.shape[2:])), train=False)
-    logits = jnp.asarray(logits, jnp.float32).reshape((b, v, -1))
-    outputs.append(jax.nn.log_softmax(logits) if average == "probs" else logits)
-  stacked = jnp.concatenate(outputs, axis=1)
-  if average == "probs":
-    return jax.nn.logsumexp(stacked, axis=1) - math.log(stacked.shape[1])
-  if average == "logits":
-    return stacked.mean(axis=1)
-  raise ValueError(f"unknown average {average!r}: probs | logits")
-
-
-def restrict_to_classes(logits, class_subset):
-  """ImageNet-A / -R score only their 200 classes (Hendrycks et al.): other logits -inf."""
-  import jax.numpy as jnp
-  keep = jnp.zeros(logits.shape[-1], bool).at[jnp.asarray(class_subset)].set(True)
-  return jnp.where(keep, logits, -jnp.inf)
-
-
-def real_top1(logits, real_labels, mask):
-  """ReaL accuracy (Beyer et al. 2020): (correct, counted) over images that have ReaL
-  labels; `real_labels` is the multi-hot [B, classes] the pipeline makes."""
-  import jax.numpy as jnp
-  pred = jnp.argmax(logits, axis=-1)
-  has = (real_labels.sum(-1) > 0).astype(jnp.float32) * mask
-  hit = jnp.take_along_axis(real_labels, pred[:, None], axis=-1)[:, 0]
-  return jnp.sum(hit * has), jnp.sum(has)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import math
 
 import jax
 import jax.numpy as jnp
@@ -81,24 +82,71 @@ def train_step(state: TrainState, batch, rng, *, apply_fn, config, num_classes: 
   return new_state, metrics
 
 
+# --- evaluation: views averaged, classes restricted, ReaL labels -------------------------
+
+def image_keys(batch) -> list[str]:
+  return sorted(k for k in batch if k == "image" or k.startswith("image@"))
+
+
+def predict(apply_fn, variables, batch, average: str = "probs"):
+  """Averages the model's predictions over all views in `batch` -> [B, classes].
+
+  The views come from the evaluation protocols of cnn_jax/data/eval_protocols.py; as
+  AlexNet / VGG / GoogLeNet average their crops, the softmax probabilities are averaged
+  and returned as log-probabilities, which top-k and the cross-entropy consume like logits.
+
+  Views are 'image' [B, H, W, C] or [B, V, H, W, C] and any 'image@Q'. average='probs'
+  returns log(mean softmax) (the papers' score averaging); 'logits' the mean logit.
+  """
+  outputs = []
+  for key in image_keys(batch):
+    x = batch[key]
+    if x.ndim == 4:
+      x = x[:, None]
+    b, v = x.shape[:2]
+    logits = apply_fn(variables, x.reshape((b * v, *x.shape[2:])), train=False)
+    logits = jnp.asarray(logits, jnp.float32).reshape((b, v, -1))
+    outputs.append(jax.nn.log_softmax(logits) if average == "probs" else logits)
+  stacked = jnp.concatenate(outputs, axis=1)
+  if average == "probs":
+    return jax.nn.logsumexp(stacked, axis=1) - math.log(stacked.shape[1])
+  if average == "logits":
+    return stacked.mean(axis=1)
+  raise ValueError(f"unknown average {average!r}: probs | logits")
+
+
+def restrict_to_classes(logits, class_subset):
+  """ImageNet-A / -R score only their 200 classes (Hendrycks et al.): other logits -inf."""
+  keep = jnp.zeros(logits.shape[-1], bool).at[jnp.asarray(class_subset)].set(True)
+  return jnp.where(keep, logits, -jnp.inf)
+
+
+def real_top1(logits, real_labels, mask):
+  """ReaL accuracy (Beyer et al. 2020): (correct, counted) over images that have ReaL
+  labels; `real_labels` is the multi-hot [B, classes] the pipeline makes."""
+  pred = jnp.argmax(logits, axis=-1)
+  has = (real_labels.sum(-1) > 0).astype(jnp.float32) * mask
+  hit = jnp.take_along_axis(real_labels, pred[:, None], axis=-1)[:, 0]
+  return jnp.sum(hit * has), jnp.sum(has)
+
+
 def eval_step(state: TrainState, batch, *, apply_fn, num_classes: int, class_subset=None):
   """Sums over the real (mask 1) examples of a padded batch.
 
   Multi-view batches (10-crop, dense multi-scale) are averaged by
-  `eval_protocols.predict`; `class_subset` scores only those classes (ImageNet-A / -R).
+  `predict`; `class_subset` scores only those classes (ImageNet-A / -R).
   """
-  from cnn_jax.data import eval_protocols
-  logits = eval_protocols.predict(apply_fn, state.eval_variables(), batch)
+  logits = predict(apply_fn, state.eval_variables(), batch)
   mask = batch["mask"]
   loss = cross_entropy(logits, batch["label"], num_classes)
   if class_subset is not None:
-    logits = eval_protocols.restrict_to_classes(logits, class_subset)
+    logits = restrict_to_classes(logits, class_subset)
   out = {"loss": jnp.sum(loss * mask),
          "top1": jnp.sum(topk_correct(logits, batch["label"], 1) * mask),
          "top5": jnp.sum(topk_correct(logits, batch["label"], 5) * mask),
          "count": jnp.sum(mask)}
   if "real_labels" in batch:
-    out["real_correct"], out["real_count"] = eval_protocols.real_top1(
+    out["real_correct"], out["real_count"] = real_top1(
         logits, batch["real_labels"], mask)
   return out
 
