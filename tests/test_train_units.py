@@ -3,11 +3,11 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 from configs import default
 from cnn_jax.train import optimizers
-from cnn_jax.train.state import DynamicLossScale
 from cnn_jax.train.steps import cross_entropy, topk_correct
 
 
@@ -78,10 +78,34 @@ def test_topk():
   np.testing.assert_array_equal(topk_correct(logits, jnp.array([2, 0]), 2), [1.0, 1.0])
 
 
-def test_dynamic_loss_scale():
-  s = DynamicLossScale.create(1024.0).replace(period=2)
-  s = s.update(jnp.array(False))
-  assert float(s.scale) == 512.0 and int(s.good_steps) == 0
-  s = s.update(jnp.array(True))
-  s = s.update(jnp.array(True))
-  assert float(s.scale) == 1024.0 and int(s.good_steps) == 0
+def test_float16_step_with_overflowing_gradients_is_skipped():
+  """float16 compute: a batch whose gradients overflow leaves params, optimiser and
+  BatchNorm state unchanged and halves the loss scale; a normal batch then updates."""
+  import functools
+  from configs import fashion_mnist
+  from cnn_jax import models
+  from cnn_jax.train.state import TrainState
+  from cnn_jax.train.steps import train_step
+  c = fashion_mnist.get_config()
+  c.dtype = "float16"
+  model = models.create("resnet18", num_classes=10, dtype=jnp.float16, stem="small",
+                        width=4, stage_sizes=(1, 1, 1, 1))
+  x = jnp.ones((4, 8, 8, 1), jnp.float32)
+  variables = model.init(jax.random.key(0), x, train=False)
+  state = TrainState.create(variables, optax.sgd(0.1), use_ema=False, loss_scaling=True)
+  step = jax.jit(functools.partial(train_step, apply_fn=model.apply, config=c,
+                                   num_classes=10))
+  labels = jnp.array([0, 1, 2, 3])
+  overflow = {"image": jnp.full((4, 8, 8, 1), 6e4, jnp.float32), "label": labels}
+  skipped, _ = step(state, overflow, jax.random.key(1))
+  assert float(skipped.loss_scale.scale) == 2.0**14  # halved
+  for a, b in zip(jax.tree.leaves((skipped.params, skipped.batch_stats)),
+                  jax.tree.leaves((state.params, state.batch_stats))):
+    np.testing.assert_array_equal(a, b)
+  normal = {"image": jax.random.normal(jax.random.key(2), (4, 8, 8, 1)), "label": labels}
+  updated, metrics = step(skipped, normal, jax.random.key(1))
+  assert np.isfinite(float(metrics["loss"]))
+  assert float(updated.loss_scale.scale) == 2.0**14 and int(updated.loss_scale.fin_steps) == 1
+  assert any(not np.array_equal(a, b) for a, b in zip(jax.tree.leaves(updated.params),
+                                                      jax.tree.leaves(skipped.params)))
+

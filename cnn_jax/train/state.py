@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 import optax
 from flax import struct
+from flax.training.dynamic_scale import DynamicScale
 
 
 class TrainState(struct.PyTreeNode):
@@ -16,7 +17,7 @@ class TrainState(struct.PyTreeNode):
   batch_stats: Any
   opt_state: Any
   ema_params: Any  # parameter moving average used for evaluation; None when off
-  loss_scale: Any  # DynamicLossScale for float16 compute; None otherwise
+  loss_scale: Any  # flax's DynamicScale for float16 compute; None otherwise
   tx: optax.GradientTransformation = struct.field(pytree_node=False)
 
   @classmethod
@@ -25,7 +26,7 @@ class TrainState(struct.PyTreeNode):
     return cls(step=jnp.zeros((), jnp.int32), params=params,
                batch_stats=variables.get("batch_stats", {}), opt_state=tx.init(params),
                ema_params=jax.tree.map(jnp.copy, params) if use_ema else None,
-               loss_scale=DynamicLossScale.create() if loss_scaling else None, tx=tx)
+               loss_scale=initial_loss_scale() if loss_scaling else None, tx=tx)
 
   def eval_variables(self) -> dict:
     params = self.ema_params if self.ema_params is not None else self.params
@@ -38,20 +39,10 @@ def ema_update(ema, params, decay: float, step):
   return jax.tree.map(lambda e, p: d * e + (1.0 - d) * p, ema, params)
 
 
-class DynamicLossScale(struct.PyTreeNode):
-  """Dynamic loss scaling for float16 (Micikevicius et al. 2018): halve the scale and skip
-  the step on a non-finite gradient; double it after `period` finite steps in a row."""
-  scale: jax.Array
-  good_steps: jax.Array
-  period: int = struct.field(pytree_node=False, default=2000)
-
-  @classmethod
-  def create(cls, initial: float = 2.0**15) -> "DynamicLossScale":
-    return cls(scale=jnp.asarray(initial, jnp.float32), good_steps=jnp.zeros((), jnp.int32))
-
-  def update(self, grads_finite: jax.Array) -> "DynamicLossScale":
-    grow = grads_finite & (self.good_steps + 1 >= self.period)
-    scale = jnp.where(grads_finite, jnp.where(grow, self.scale * 2, self.scale),
-                      jnp.maximum(self.scale / 2, 1.0))
-    good = jnp.where(grads_finite & ~grow, self.good_steps + 1, 0)
-    return self.replace(scale=scale, good_steps=good)
+def initial_loss_scale() -> DynamicScale:
+  """Dynamic loss scaling for float16 (Micikevicius et al. 2018): flax's DynamicScale, which
+  halves the scale on a non-finite gradient (the step is then skipped by train_step) and
+  doubles it after 2000 finite steps; started at 2**15, with array leaves so that it
+  shards and checkpoints with the rest of the state."""
+  return DynamicScale(scale=jnp.asarray(2.0**15, jnp.float32),
+                      fin_steps=jnp.zeros((), jnp.int32))

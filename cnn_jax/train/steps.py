@@ -55,22 +55,21 @@ def train_step(state: TrainState, batch, rng, *, apply_fn, config, num_classes: 
     for aux in jax.tree.leaves(updates.get("aux_logits", {})):
       loss += config.aux_loss_weight * batch_cross_entropy(aux, batch, num_classes,
                                                            config.label_smoothing)
-    scaled = loss * state.loss_scale.scale if state.loss_scale is not None else loss
-    return scaled, (loss, logits, ce, updates.get("batch_stats", {}))
+    return loss, (logits, ce, updates.get("batch_stats", {}))
 
-  (_, (loss, logits, ce, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-      state.params)
   loss_scale = state.loss_scale
-  if loss_scale is not None:  # float16: unscale, and skip the step on inf / nan
-    grads = jax.tree.map(lambda g: g / loss_scale.scale, grads)
-    finite = jnp.all(jnp.array([jnp.all(jnp.isfinite(g)) for g in jax.tree.leaves(grads)]))
-    loss_scale = loss_scale.update(finite)
+  if loss_scale is None:
+    (loss, (logits, ce, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+        state.params)
+  else:  # float16: flax's DynamicScale scales the loss, unscales the gradients, adapts
+    loss_scale, finite, (loss, (logits, ce, batch_stats)), grads = (
+        loss_scale.value_and_grad(loss_fn, has_aux=True)(state.params))
   updates, opt_state = state.tx.update(grads, state.opt_state, state.params)
   params = optax.apply_updates(state.params, updates)
   ema = state.ema_params
   if ema is not None:
     ema = ema_update(ema, params, config.ema_decay, state.step)
-  if loss_scale is not None:
+  if loss_scale is not None:  # a step whose gradients overflowed changes nothing
     keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(finite, a, b), new, old)
     params, opt_state = keep(params, state.params), keep(opt_state, state.opt_state)
     batch_stats = keep(batch_stats, state.batch_stats)
