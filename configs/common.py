@@ -169,6 +169,22 @@ def cpu_study(c: ml_collections.ConfigDict, *, steps: int, batch_size: int = 128
   return c
 
 
+def short_sgd(c: ml_collections.ConfigDict, learning_rate: float = 0.1,
+              momentum: float = 0.9) -> ml_collections.ConfigDict:
+  """The optimiser of the CPU-scale studies whose families train with RMSProp over
+  hundreds of epochs (MobileNet, EfficientNet): SGD with momentum and a cosine decay from
+  the first step, no label smoothing, no parameter averaging (which over a few hundred
+  steps would still be the initialisation)."""
+  c.optimizer = "sgd"
+  c.momentum = momentum
+  c.learning_rate = learning_rate
+  c.lr_schedule = "cosine"
+  c.warmup_epochs = 0.0
+  c.label_smoothing = 0.0
+  c.ema_decay = 0.0
+  return c
+
+
 STUDY_SCALES = ("cpu", "imagenet")
 
 

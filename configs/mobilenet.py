@@ -96,11 +96,4 @@ def cpu_study(name: str, steps: int, *, width_multiplier: float = 0.5, image_siz
   c = common.cpu_study(recipe(name), steps=steps, batch_size=batch_size, evals=2,
                        log_every=log_every, image_size=image_size)
   c.model_kwargs.width_multiplier = width_multiplier
-  c.optimizer = "sgd"
-  c.momentum = 0.9
-  c.learning_rate = 0.1
-  c.lr_schedule = "cosine"
-  c.warmup_epochs = 0.0
-  c.label_smoothing = 0.0
-  c.ema_decay = 0.0
-  return c
+  return common.short_sgd(c, learning_rate=0.1)

@@ -53,14 +53,7 @@ def get_config(arg: str = ""):
     return c
   c = common.cpu_study(c, steps=300, batch_size=64, evals=2, log_every=25, image_size=16)
   c.model_kwargs.drop_path_rate = 0.0
-  c.optimizer = "sgd"
-  c.momentum = 0.9
-  c.learning_rate = 0.1
-  c.lr_schedule = "cosine"
-  c.warmup_epochs = 0.0
-  c.label_smoothing = 0.0
-  c.ema_decay = 0.0
-  return c
+  return common.short_sgd(c, learning_rate=0.1)
 
 
 def get_sweep(arg: str = ""):
