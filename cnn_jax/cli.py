@@ -158,6 +158,40 @@ def load_config():
   return config
 
 
+def check_workdir(workdir: str) -> None:
+  """UsageError unless `workdir` is a directory or can be made one (checked before
+  anything is written: a file in its place or in place of a parent)."""
+  path = os.path.abspath(workdir)
+  if os.path.exists(path) and not os.path.isdir(path):
+    raise UsageError(f"--workdir={workdir} is a file, not a directory; choose another "
+                     f"--workdir")
+  parent = os.path.dirname(path)
+  while not os.path.exists(parent):
+    parent = os.path.dirname(parent)
+  if not os.path.isdir(parent):
+    raise UsageError(f"--workdir={workdir} cannot be created: {parent} is a file; choose "
+                     f"another --workdir")
+  if not os.path.exists(path) and not os.access(parent, os.W_OK | os.X_OK):
+    raise UsageError(f"--workdir={workdir} cannot be created: {parent} is not writable; "
+                     f"choose another --workdir")
+
+
+def check_process_flags(coordinator: str | None, num_processes: int | None,
+                        process_id: int | None) -> None:
+  """The multi-host flags go together (jax.distributed would raise a bare ValueError)."""
+  if num_processes is None and process_id is None and not coordinator:
+    return
+  if not coordinator:
+    raise UsageError("--num_processes/--process_id need --coordinator_address=HOST:PORT "
+                     "(process 0's address, the same on every process); drop them for a "
+                     "one-process run")
+  if num_processes is not None and num_processes < 1:
+    raise UsageError(f"--num_processes={num_processes} must be >= 1")
+  if process_id is not None and not 0 <= process_id < (num_processes or process_id + 1):
+    raise UsageError(f"--process_id={process_id} must be in 0..{num_processes - 1} "
+                     f"(--num_processes={num_processes})")
+
+
 def override_summary() -> str:
   """'configs/x.py:arg --config.a=1 ...': what produced this run's config."""
   overrides = config_flags.get_override_values(flags.FLAGS["config"])

@@ -6,6 +6,9 @@ training on 2 cores (jaxlib 0.10.2). The flag is unknown to other jaxlib version
 unknown XLA flag aborts the process, so it is applied only to versions where it was
 measured. Glibc's mmap threshold makes every large activation a fresh mmap + page-fault
 storm; keeping freed memory in the heap adds ~10%. Set CNN_JAX_CPU_TUNING=0 to skip both.
+
+`enable_compilation_cache()` keeps compiled programs on disk (JAX's persistent cache), so
+a rerun or another seed of the same config does not compile again.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import ctypes
 import importlib.metadata
 import os
 
+COMPILATION_CACHE_DIR = os.path.join(os.path.expanduser("~"), ".cache", "cnn_jax", "xla")
 YNN_FLAG = "--xla_cpu_experimental_ynn_fusion_type=-individual_convolution"
 _YNN_FLAG_VERSIONS = ("0.10.",)  # jaxlib versions where the flag exists and was measured
 
@@ -41,3 +45,16 @@ def configure_cpu() -> None:
     libc.mallopt(-1, 2**31 - 1)  # an int; the largest trim threshold
   except (OSError, AttributeError):
     pass
+
+
+def enable_compilation_cache() -> str:
+  """Turns on JAX's persistent compilation cache in COMPILATION_CACHE_DIR (or
+  $JAX_COMPILATION_CACHE_DIR) for programs that take over a second to compile; a cache
+  directory configured already is kept. Returns the directory in use. Call after
+  `import jax` is allowed (any time before the first compile)."""
+  import jax
+  if not jax.config.jax_compilation_cache_dir:
+    jax.config.update("jax_compilation_cache_dir",
+                      os.environ.get("JAX_COMPILATION_CACHE_DIR") or COMPILATION_CACHE_DIR)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
+  return jax.config.jax_compilation_cache_dir

@@ -67,4 +67,8 @@ def get_config() -> ml_collections.ConfigDict:
   c.eval_every_epochs = 1.0    # also evaluated at the end
   c.checkpoint_every_steps = 1000
   c.keep_checkpoints = 2
+  # JAX's persistent compilation cache in ~/.cache/cnn_jax/xla (the sweep's too): a rerun
+  # or another seed of the same config does not compile again. False: cnn_jax.main leaves
+  # it off (JAX's own JAX_COMPILATION_CACHE_DIR still applies).
+  c.compile_cache = True
   return c

@@ -260,3 +260,143 @@ def test_sigterm_handler_is_restored_after_training(fashion_data_dir, tmp_path):
     assert signal.getsignal(signal.SIGTERM) is marker
   finally:
     signal.signal(signal.SIGTERM, previous)
+
+
+# --- eval masking ---------------------------------------------------------------------------
+
+def test_padded_last_eval_batch_counts_exactly_the_split(fashion_data_dir):
+  """500 examples in batches of 96 (5 full + 20 real and 76 padding) give the count, top-1
+  and loss of one unpadded batch of 500: the padding's mask keeps it out of every sum."""
+  import jax
+  import numpy as np
+
+  from cnn_jax import data, models, parallel
+  from cnn_jax.train import loop
+  from cnn_jax.train.steps import jit_eval
+
+  results = {}
+  for eval_batch in (500, 96):
+    config = run_config(fashion_data_dir, eval_max_examples=500, eval_batch_size=eval_batch)
+    inp = data.create_input(config, model_spec=models.spec(config.model))
+    mesh = parallel.make_mesh()
+    model = loop.create_model(config, inp.info.num_classes)
+    state, shardings, _ = loop.create_train_state(
+        config, model, mesh, (28, 28, 1), inp.train.num_batches, 20)
+    eval_fn = jit_eval(model.apply, inp.info.num_classes, shardings,
+                       parallel.batch_sharding(mesh), parallel.replicated(mesh))
+    batches = list(inp.eval_iter())
+    masks = np.concatenate([b["mask"] for b in batches])
+    results[eval_batch] = (loop.evaluate(eval_fn, state, batches, mesh), masks)
+  (whole, whole_mask), (padded, padded_mask) = results[500], results[96]
+  assert len(whole_mask) == 500 and len(padded_mask) == 576  # the padding is there
+  assert padded_mask.sum() == whole_mask.sum() == 500
+  assert padded["count"] == whole["count"] == 500
+  assert padded["top1"] == whole["top1"] and padded["top5"] == whole["top5"]
+  # Summed in other groups: float32 rounding only (an unmasked padding of 76 label-0
+  # zero images would move the mean loss by percents).
+  assert padded["loss"] == pytest.approx(whole["loss"], rel=1e-6, abs=0)
+
+
+# --- a checkpoint write failure -------------------------------------------------------------
+
+@pytest.mark.slow
+def test_write_failure_is_one_line_and_keeps_the_previous_checkpoint(
+    finished_run, fashion_data_dir, tmp_path, monkeypatch, caplog):
+  """The save of step 20 fails as a full (or, for a non-root user, read-only) disk would:
+  chmod cannot make a directory read-only for root, so checkpoint.save raises instead. The
+  run stops with one line naming the path and the fix; step 10 stays whole and the rerun
+  from it ends with the uninterrupted run's parameters."""
+  import errno
+
+  import jax
+
+  from cnn_jax.main import failure_line
+  workdir = tmp_path / "run"
+  real_save = checkpoint.save
+
+  def save(mngr, state, force=False):
+    if int(jax.device_get(state.step)) > 10:
+      raise OSError(errno.ENOSPC, "No space left on device",
+                    os.path.join(str(mngr.directory), "20"))
+    real_save(mngr, state, force=force)
+
+  monkeypatch.setattr(checkpoint, "save", save)
+  config = run_config(fashion_data_dir)
+  with pytest.raises(OSError) as e:
+    train_and_evaluate(config, str(workdir))
+  line = failure_line(e.value, config, str(workdir))
+  assert "No space left on device" in line and "checkpoints/20" in line, line
+  assert f"--workdir={workdir}" in line and "\n" not in line
+  assert checkpoint_steps(workdir) == [10] and not (workdir / "results.json").exists()
+
+  monkeypatch.setattr(checkpoint, "save", real_save)
+  caplog.set_level(logging.INFO)
+  results = train_and_evaluate(config, str(workdir))
+  assert "resumed at step 10" in caplog.text
+  assert results["params_fingerprint"] == finished_run[1]["params_fingerprint"]
+
+
+# --- SIGKILL at three points ----------------------------------------------------------------
+
+KILL_RUN = ("--config.num_train_steps=60", "--config.log_every_steps=10",
+            "--config.checkpoint_every_steps=20", "--config.keep_checkpoints=3",
+            "--config.warmup_epochs=0.02")
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(fashion_data_dir, tmp_path_factory):
+  workdir = tmp_path_factory.mktemp("uninterrupted")
+  proc = subprocess.run(main_args(fashion_data_dir, workdir, *KILL_RUN), cwd=ROOT,
+                        env=subprocess_env(), capture_output=True, text=True, timeout=300)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  return json.loads((workdir / "results.json").read_text())
+
+
+def _saving(workdir) -> bool:
+  """An asynchronous save in flight: orbax writes `<step>.orbax-checkpoint-tmp-*` and
+  renames it when committed."""
+  path = os.path.join(workdir, "checkpoints")
+  return os.path.isdir(path) and any("tmp" in d for d in os.listdir(path))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("point", ["before_first_checkpoint", "between_checkpoints",
+                                   "during_async_save"])
+def test_sigkill_then_rerun_matches_an_uninterrupted_run(uninterrupted, fashion_data_dir,
+                                                         tmp_path, point):
+  workdir = tmp_path / "run"
+  proc = subprocess.Popen(main_args(fashion_data_dir, workdir, *KILL_RUN), cwd=ROOT,
+                          env=subprocess_env(), stderr=subprocess.PIPE,
+                          stdout=subprocess.DEVNULL, text=True)
+  deadline = time.monotonic() + 240
+  try:
+    if point == "during_async_save":  # poll for the first save's temporary folder
+      while not _saving(workdir) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.001)
+      assert _saving(workdir), "no asynchronous save was seen in flight"
+    else:  # the log line of step 10 (no checkpoint yet) or step 30 (step 20 committed)
+      wanted = "step 10/60 |" if point == "before_first_checkpoint" else "step 30/60 |"
+      for line in proc.stderr:
+        if wanted in line or time.monotonic() > deadline:
+          break
+    proc.kill()
+    proc.wait(timeout=60)
+  finally:
+    if proc.poll() is None:
+      proc.kill()
+  killed_at = checkpoint_steps(workdir)
+  if point == "before_first_checkpoint":
+    assert killed_at == []
+  elif point == "between_checkpoints":
+    assert killed_at == [20]
+  assert not (workdir / "results.json").exists()
+
+  rerun = subprocess.run(main_args(fashion_data_dir, workdir, *KILL_RUN), cwd=ROOT,
+                         env=subprocess_env(), capture_output=True, text=True, timeout=300)
+  assert rerun.returncode == 0, rerun.stderr[-3000:]
+  if killed_at:
+    assert f"resumed at step {killed_at[-1]}" in rerun.stderr
+  out = json.loads((workdir / "results.json").read_text())
+  assert out["steps"] == uninterrupted["steps"] == 60
+  assert out["params_fingerprint"] == uninterrupted["params_fingerprint"]
+  assert out["loss"] == uninterrupted["loss"]  # BatchNorm statistics restored too

@@ -156,3 +156,33 @@ def test_adamw_takes_decoupled_decay_and_zero_rate_is_allowed():
   check_config(config)
   config.update({"weight_decay_mode": "l2", "weight_decay": 0.0, "learning_rate": 0.0})
   check_config(config)  # nothing to decay twice; a zero rate (e.g. BN statistics only)
+
+
+def test_compile_cache_field_turns_the_persistent_cache_on_or_off(monkeypatch):
+  """`compile_cache` (configs/default.py, default True): on, JAX's persistent cache is
+  configured in the sweep's directory (or $JAX_COMPILATION_CACHE_DIR); off, none is."""
+  import jax
+
+  from configs import default
+  from cnn_jax import platform
+  from cnn_jax.main import configure_compile_cache
+  saved = {k: getattr(jax.config, k) for k in (
+      "jax_compilation_cache_dir", "jax_persistent_cache_min_compile_time_secs")}
+  config = default.get_config()
+  assert config.compile_cache is True
+  try:
+    jax.config.update("jax_compilation_cache_dir", None)  # conftest's test cache: unset
+    config.compile_cache = False
+    assert configure_compile_cache(config) is None
+    assert not jax.config.jax_compilation_cache_dir
+    config.compile_cache = True
+    monkeypatch.delenv("JAX_COMPILATION_CACHE_DIR", raising=False)
+    assert configure_compile_cache(config) == platform.COMPILATION_CACHE_DIR
+    assert jax.config.jax_compilation_cache_dir == os.path.join(
+        os.path.expanduser("~"), ".cache", "cnn_jax", "xla")
+    jax.config.update("jax_compilation_cache_dir", None)
+    monkeypatch.setenv("JAX_COMPILATION_CACHE_DIR", "/tmp/elsewhere")
+    assert configure_compile_cache(config) == "/tmp/elsewhere"
+  finally:
+    for k, v in saved.items():
+      jax.config.update(k, v)

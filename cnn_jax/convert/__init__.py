@@ -76,7 +76,11 @@ def load_state_dict(path: str) -> dict[str, Any]:
     raise FileNotFoundError(f"weights file {path} does not exist")
   if path.endswith(".safetensors"):
     from safetensors.numpy import load_file
-    return dict(load_file(path))
+    try:
+      return dict(load_file(path))
+    except Exception as e:  # noqa: BLE001 — SafetensorError: a truncated or foreign file
+      raise ValueError(f"{path} is not a readable .safetensors file ({type(e).__name__}: "
+                       f"{' '.join(str(e).split())}); download or save it again") from e
   try:
     import torch
   except ImportError as e:
@@ -115,17 +119,29 @@ def load_keras(name: str, path: str, num_classes: int = 1000, input_size: int | 
   if not os.path.isfile(path):
     raise FileNotFoundError(f"weights file {path} does not exist")
   keras = keras_module()
-  if path.endswith(".keras"):
-    return keras.saving.load_model(path, compile=False)
-  if not path.endswith(".h5"):
+  if not path.endswith((".keras", ".h5")):
     raise ValueError(f"{path}: Keras weights must be .keras or .weights.h5")
+
+  def unreadable(e: Exception) -> ValueError:  # h5py's OSError, zipfile's BadZipFile, ...
+    return ValueError(f"{path} cannot be read as Keras weights ({type(e).__name__}: "
+                      f"{' '.join(str(e).split())[:200]}); is it whole, and saved for "
+                      f"the model you named?")
+
+  if path.endswith(".keras"):
+    try:
+      return keras.saving.load_model(path, compile=False)
+    except Exception as e:  # noqa: BLE001
+      raise unreadable(e) from e
   builder = SOURCE_BUILDERS["keras"].get(name)
   if builder is None:
     converter("keras", name)  # raises the unsupported-model error
   kwargs = {"input_shape": (input_size, input_size, 3)} if input_size else {}
   model = getattr(keras.applications, builder)(weights=None, classes=num_classes,
                                                classifier_activation=None, **kwargs)
-  model.load_weights(path)
+  try:
+    model.load_weights(path)
+  except Exception as e:  # noqa: BLE001
+    raise unreadable(e) from e
   return model
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import sys
+import traceback
 
 from absl import app, flags
 
@@ -33,6 +34,8 @@ _INPUT_SIZE = flags.DEFINE_integer("input_size", None,
                                    "Input size to rebuild a Keras .weights.h5 architecture "
                                    "for (and to --verify at); default Keras's.")
 _VERIFY = flags.DEFINE_bool("verify", False, "Compare logits with the source model.")
+_VERBOSE = flags.DEFINE_bool("verbose", False,
+                             "Print the traceback behind an error line.")
 
 
 def _source_logits(source: str, name: str, weights, num_classes: int, x):
@@ -68,7 +71,10 @@ def _parse_flags(argv):
   if asked & {"--help", "-h", "-?", "--helpshort", "--helpfull"}:
     app.usage(shorthelp="--helpfull" not in asked, writeto_stdout=True)
     sys.exit(0)
-  return app.parse_flags_with_usage(argv)
+  try:
+    return flags.FLAGS(argv)
+  except flags.Error as e:  # a missing or misspelt flag: one line, as every other error
+    sys.exit(f"error: {' '.join(str(e).split())}; see --help")
 
 
 def main(argv) -> None:
@@ -82,7 +88,14 @@ def main(argv) -> None:
     name, source = _MODEL.value, _SOURCE.value
     spec = models.spec(name)
     convert.converter(source, name)  # unsupported pairs fail before any file is read
-    if os.path.exists(_OUT.value) and os.listdir(_OUT.value):
+    out = os.path.abspath(_OUT.value)
+    parent = out
+    while not os.path.exists(parent):
+      parent = os.path.dirname(parent)
+    if not os.path.isdir(parent):
+      raise FileExistsError(f"--out={_OUT.value} cannot be a directory: {parent} is a "
+                            f"file; choose a new directory")
+    if parent == out and os.listdir(out):
       raise FileExistsError(f"--out={_OUT.value} is not empty; choose a new directory")
     if source == "torchvision":
       weights = convert.load_state_dict(_WEIGHTS.value)
@@ -91,7 +104,11 @@ def main(argv) -> None:
                                    _INPUT_SIZE.value)
     result = convert.convert(source, name, weights)
   except (ValueError, KeyError, FileNotFoundError, FileExistsError, ImportError) as e:
-    sys.exit(f"error: {str(e).strip(chr(39))}")
+    if _VERBOSE.value:
+      traceback.print_exc()
+    # A KeyError's str() is its repr (quoted); the message is its argument.
+    message = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
+    sys.exit(f"error: {' '.join(str(message).split())}")
   if _VERIFY.value:
     size = spec.input_size if spec.family == "classic" else max(spec.min_input_size, 75)
     if source == "keras" and weights.input_shape[1]:  # a Keras model built for one size

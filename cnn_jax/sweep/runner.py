@@ -164,17 +164,6 @@ def _train_runs(todo, experiment, configs, cli_overrides, workdir, command, stop
   return not failed
 
 
-def _enable_compilation_cache() -> None:
-  """Seeds of a cell compile the same programs: keep them on disk (JAX's own cache)."""
-  import jax
-  if jax.config.jax_compilation_cache_dir:
-    return
-  cache = os.environ.get("JAX_COMPILATION_CACHE_DIR") or os.path.join(
-      os.path.expanduser("~"), ".cache", "cnn_jax", "xla")
-  jax.config.update("jax_compilation_cache_dir", cache)
-  jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
-
-
 def main(argv) -> None:
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments {argv[1:]}")
@@ -205,7 +194,7 @@ def main(argv) -> None:
       os.makedirs(workdir, exist_ok=True)
       with open(os.path.join(workdir, SWEEP_RECORD), "w") as f:
         json.dump(identity, f, indent=2, sort_keys=True)
-    _enable_compilation_cache()
+    platform.enable_compilation_cache()  # seeds of a cell compile the same programs
     from cnn_jax.data.errors import DataError
     try:
       ok = _train_all(experiment, configs, cli_overrides, workdir, _SEEDS.value, only,

@@ -167,3 +167,11 @@ def load_pretrained(directory: str):
   """The variables tree of a converted checkpoint, as host numpy arrays."""
   return ocp.StandardCheckpointer().restore(
       os.path.join(os.path.abspath(directory), "variables"))
+
+
+def pretrained_structure(directory: str):
+  """The variables tree of a converted checkpoint as orbax metadata (shapes and dtypes,
+  no array read): lets a config be checked against it before anything compiles."""
+  metadata = ocp.StandardCheckpointer().metadata(
+      os.path.join(os.path.abspath(directory), "variables"))
+  return getattr(metadata, "item_metadata", metadata)

@@ -16,7 +16,6 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
-from clu import metric_writers
 
 from cnn_jax import data, models, parallel
 from cnn_jax.train import checkpoint
@@ -68,36 +67,56 @@ def create_model(config, num_classes: int):
                        **model_kwargs(config))
 
 
+def tree_shapes(tree) -> dict[str, tuple]:
+  """{'params/stem/conv/kernel': shape} of a variables tree (arrays, shape structs or
+  orbax metadata)."""
+  return {"/".join(str(getattr(k, "key", k)) for k in path): tuple(leaf.shape)
+          for path, leaf in jax.tree_util.tree_leaves_with_path(tree)}
+
+
+def check_init_from_shapes(config, ours: dict, theirs: dict) -> list[str]:
+  """Compares the model's variable shapes with a converted checkpoint's (tree_shapes of
+  each); returns the classifier leaves that keep their fresh initialisation (another class
+  count), raises ValueError (one line, with the fix) for any other mismatch."""
+  missing, extra = sorted(set(ours) - set(theirs)), sorted(set(theirs) - set(ours))
+  if missing or extra:
+    raise ValueError(f"init_from={config.init_from} does not fit the model: missing "
+                     f"{missing[:3]}, unexpected {extra[:3]}; convert the weights of "
+                     f"{config.model} with these model_kwargs")
+  reinit = []
+  for key in sorted(ours):
+    mine, saved = ours[key], theirs[key]
+    if mine == saved:
+      continue
+    if mine and len(saved) == len(mine) and saved[:-1] == mine[:-1]:
+      reinit.append(key)  # the classifier: another number of classes
+    elif len(mine) == 4 and saved[:2] == mine[:2] and saved[3] == mine[3]:
+      raise ValueError(f"init_from: {key} expects {saved[2]} input channels (the "
+                       f"checkpoint's kernel {saved}), the model gets {mine[2]} "
+                       f"({config.dataset}'s images); fine-tune it on a dataset with "
+                       f"{saved[2]}-channel images (e.g. --config.dataset=image_folder)")
+    else:
+      raise ValueError(f"init_from: {key} is {saved} in the checkpoint, {mine} in the "
+                       f"model; convert the weights of the model you train (same "
+                       f"--config.model and model_kwargs)")
+  return reinit
+
+
 def load_init_from(config, state, shardings):
   """Puts a converted checkpoint's params and BN statistics into a fresh `state`.
 
   A classifier whose class count differs (fine-tuning on another dataset) keeps its fresh
-  initialisation and is logged; any other shape or name mismatch is an error.
+  initialisation and is logged; any other shape or name mismatch is an error (main.py's
+  check_config finds it before compiling).
   """
   loaded = checkpoint.load_pretrained(config.init_from)
   fresh = {"params": state.params, "batch_stats": state.batch_stats}
-  ours = dict(jax.tree_util.tree_leaves_with_path(fresh))
-  theirs = {path: leaf for path, leaf in jax.tree_util.tree_leaves_with_path(loaded)}
-
-  def key(path) -> str:
-    return "/".join(str(getattr(k, "key", k)) for k in path)
-
-  missing = sorted(key(p) for p in set(ours) - set(theirs))
-  extra = sorted(key(p) for p in set(theirs) - set(ours))
-  if missing or extra:
-    raise ValueError(f"init_from={config.init_from} does not fit the model: missing "
-                     f"{missing[:3]}, unexpected {extra[:3]}")
-  reinit = []
+  reinit = check_init_from_shapes(config, tree_shapes(fresh), tree_shapes(loaded))
+  theirs = dict(jax.tree_util.tree_leaves_with_path(loaded))
 
   def pick(path, leaf):
     value = theirs[path]
-    if value.shape == leaf.shape:
-      return value
-    if leaf.ndim and value.ndim == leaf.ndim and value.shape[:-1] == leaf.shape[:-1]:
-      reinit.append(key(path))  # the classifier: another number of classes
-      return leaf
-    raise ValueError(f"init_from: {key(path)} is {value.shape} in the checkpoint, "
-                     f"{leaf.shape} in the model")
+    return leaf if value.shape != leaf.shape else value
 
   new = jax.tree_util.tree_map_with_path(pick, fresh)
   if reinit:
@@ -268,13 +287,24 @@ def train_and_evaluate(config, workdir: str, *, source: str = "") -> dict:
   non-finite loss (messages are one line).
   """
   preemption = _Preemption()
+  managers = []  # the checkpoint managers, once made
   try:
-    return _train_and_evaluate(config, workdir, source, preemption)
+    return _train_and_evaluate(config, workdir, source, preemption, managers)
+  except BaseException:
+    # A failure (a write error, out of memory, divergence, Ctrl-C) must not cut short the
+    # asynchronous save of an earlier step in flight: the rerun resumes from it.
+    for mngr in managers:
+      try:
+        mngr.wait_until_finished()
+      except Exception:  # noqa: BLE001 — the failure being raised says more
+        pass
+    raise
   finally:
     preemption.restore()
 
 
-def _train_and_evaluate(config, workdir: str, source: str, preemption: _Preemption) -> dict:
+def _train_and_evaluate(config, workdir: str, source: str, preemption: _Preemption,
+                        managers: list) -> dict:
   t_start = time.perf_counter()
   config_changes = check_workdir_config(config, workdir)  # before anything is written
   is_main = jax.process_index() == 0
@@ -295,6 +325,7 @@ def _train_and_evaluate(config, workdir: str, source: str, preemption: _Preempti
   total_steps = total_train_steps(config, steps_per_epoch)
   os.makedirs(workdir, exist_ok=True)
   ckpt = checkpoint.manager(workdir, config.keep_checkpoints)
+  managers.append(ckpt)
   finished = finished_results(workdir, total_steps, ckpt.latest_step())
   if finished is not None:
     logging.info("%s holds a finished run of %d steps (results.json): nothing to train; "
@@ -321,9 +352,11 @@ def _train_and_evaluate(config, workdir: str, source: str, preemption: _Preempti
     state = load_init_from(config, state, state_sharding)
   if is_main:  # the config passed the checks and its state restored: it is this run's now
     _write_config(config, workdir)
+  from clu import metric_writers  # here, so the state and steps import without clu
   writer = metric_writers.create_default_writer(workdir, just_logging=not is_main,
                                                 asynchronous=True)
   best_ckpt = checkpoint.best_manager(workdir)
+  managers.append(best_ckpt)
   start_step = int(jax.device_get(state.step))
   logging.info("%s on %s: %s params, %d devices (%d processes), global batch %d, "
                "%d steps (%d per epoch)%s", config.model, config.dataset, f"{n_params:,}",
