@@ -267,7 +267,6 @@ def test_sigterm_handler_is_restored_after_training(fashion_data_dir, tmp_path):
 def test_padded_last_eval_batch_counts_exactly_the_split(fashion_data_dir):
   """500 examples in batches of 96 (5 full + 20 real and 76 padding) give the count, top-1
   and loss of one unpadded batch of 500: the padding's mask keeps it out of every sum."""
-  import jax
   import numpy as np
 
   from cnn_jax import data, models, parallel
