@@ -12,15 +12,10 @@ import os
 import sys
 import traceback
 
-from cnn_jax import platform
+from absl import app, flags, logging
 
-platform.configure_cpu()
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-from absl import app, flags, logging  # noqa: E402
-
-from cnn_jax import cli  # noqa: E402
-from cnn_jax.cli import UsageError  # noqa: E402,F401  (re-exported: tests and users)
+from cnn_jax import cli, platform
+from cnn_jax.cli import UsageError  # noqa: F401  (re-exported: tests and users)
 
 
 def check_config(config) -> None:
@@ -260,6 +255,7 @@ def main(argv) -> None:
 
 
 def run() -> None:
+  platform.start_process()  # the process-level settings, before JAX's backend starts
   flags.mark_flags_as_required(["config"])
   app.run(main, flags_parser=cli.parse_flags)
 

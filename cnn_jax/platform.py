@@ -29,6 +29,14 @@ def _jaxlib_version() -> str:
     return ""
 
 
+def start_process() -> None:
+  """The one process-level setting of the entry points (main, sweep, convert, prepare),
+  called first in each one's `run()` / `__main__`, never at import: the CPU settings below
+  and quieter TensorFlow C++ logs. Importing a cnn_jax module changes nothing global."""
+  configure_cpu()
+  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
 def configure_cpu() -> None:
   """Call before `import jax`. No-op where JAX will not run on the CPU."""
   if os.environ.get("CNN_JAX_CPU_TUNING", "1") == "0":

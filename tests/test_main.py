@@ -5,7 +5,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import subprocess_env
+from conftest import ROOT, subprocess_env
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -186,3 +186,18 @@ def test_compile_cache_field_turns_the_persistent_cache_on_or_off(monkeypatch):
   finally:
     for k, v in saved.items():
       jax.config.update(k, v)
+
+
+@pytest.mark.parametrize("module", ["cnn_jax.main", "cnn_jax.sweep.runner",
+                                    "cnn_jax.data.prepare", "cnn_jax.convert.__main__"])
+def test_importing_an_entry_point_changes_no_process_setting(module):
+  """configure_cpu runs in each entry point's run(), not at import: importing the module
+  leaves XLA_FLAGS and TF's log level as they were."""
+  code = (f"import os, {module}\n"
+          "print(repr(os.environ.get('XLA_FLAGS')), repr(os.environ.get('TF_CPP_MIN_LOG_LEVEL')))")
+  env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "TF_CPP_MIN_LOG_LEVEL")}
+  proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True,
+                        text=True, timeout=120)
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  xla_flags, tf_level = proc.stdout.split()
+  assert xla_flags == "None" and tf_level != "'2'"  # (importing TensorFlow itself sets 1)

@@ -20,8 +20,6 @@ from absl import app, flags
 
 from cnn_jax import platform
 
-platform.configure_cpu()
-
 _MODEL = flags.DEFINE_string("model", None, "Registry name, e.g. resnet50.")
 _SOURCE = flags.DEFINE_enum("source", None, ["torchvision", "keras"], "Where the weights come from.")
 _WEIGHTS = flags.DEFINE_string("weights", None,
@@ -126,5 +124,6 @@ def main(argv) -> None:
 
 
 if __name__ == "__main__":
+  platform.start_process()  # the process-level settings, before JAX's backend starts
   flags.mark_flags_as_required(["model", "source", "weights", "out"])
   app.run(main, flags_parser=_parse_flags)

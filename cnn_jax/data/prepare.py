@@ -15,15 +15,11 @@ Also `--dataset=image_folder --source_dir=DIR` and `--dataset=fashion_mnist`.
 
 from __future__ import annotations
 
-import os
 import sys
 
+from absl import app, flags, logging
+
 from cnn_jax import platform
-
-platform.configure_cpu()
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-from absl import app, flags, logging  # noqa: E402
 
 _DATASET = flags.DEFINE_string("dataset", "imagenet2012", "Dataset name (cnn_jax.data).")
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "TFDS data_dir; default TFDS's.")
@@ -58,4 +54,5 @@ def main(argv) -> None:
 
 
 if __name__ == "__main__":
+  platform.start_process()  # the process-level settings, before JAX's backend starts
   app.run(main)

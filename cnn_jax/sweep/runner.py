@@ -24,12 +24,9 @@ import sys
 import time
 import traceback
 
+from absl import app, flags, logging
+
 from cnn_jax import platform
-
-platform.configure_cpu()
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-from absl import app, flags, logging  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
 from cnn_jax import cli  # noqa: E402
@@ -214,6 +211,7 @@ def main(argv) -> None:
 
 
 def run() -> None:
+  platform.start_process()  # the process-level settings, before JAX's backend starts
   flags.mark_flags_as_required(["config"])
   app.run(main, flags_parser=cli.parse_flags)
 
