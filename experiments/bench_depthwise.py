@@ -4,7 +4,7 @@
       [--size 224] [--steps 5]
 
 Builds the same jitted SGD step twice in one process, once with
-cnn_jax.layers.depthwise.ENABLED = True (shifted multiply-add gradient) and once with
+`cnn_jax.layers.depthwise.custom_vjp(True)` (shifted multiply-add gradient) and once with
 False (XLA's own depthwise gradient), times `--steps` steps after one warm-up step each,
 and prints both medians and their ratio. See cnn_jax/layers/depthwise.py.
 """
@@ -35,7 +35,7 @@ def make_step(model, tx):
     loss = optax.softmax_cross_entropy_with_integer_labels(logits.astype(jnp.float32), y)
     return loss.mean(), state["batch_stats"]
 
-  # A new closure per call, so that jit traces again and reads depthwise.ENABLED anew.
+  # A new closure per call, so that jit traces again under the caller's custom_vjp choice.
   @jax.jit
   def step(params, batch_stats, opt_state, x, y):
     (loss, batch_stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(
@@ -47,7 +47,11 @@ def make_step(model, tx):
 
 
 def time_steps(model, variables, x, y, steps: int, fast: bool) -> tuple[float, float]:
-  depthwise.ENABLED = fast
+  with depthwise.custom_vjp(fast):  # the choice is read when `step` is traced, below
+    return _time_steps(model, variables, x, y, steps)
+
+
+def _time_steps(model, variables, x, y, steps: int) -> tuple[float, float]:
   tx = optax.sgd(0.01, momentum=0.9)
   params, batch_stats = variables["params"], variables["batch_stats"]
   opt_state = tx.init(params)

@@ -108,16 +108,22 @@ def test_conv_takes_the_fast_path_only_for_depthwise(monkeypatch):
     return str(jax.make_jaxpr(conv.apply)(variables, x))
 
   assert jax.default_backend() == "cpu"
-  monkeypatch.setattr(depthwise, "ENABLED", True)
-  assert "custom_vjp" in primitives(Conv(4, 3, groups=4))
-  assert "custom_vjp" not in primitives(Conv(4, 3, groups=2))
-  assert "custom_vjp" not in primitives(Conv(8, 3, groups=4))  # depth multiplier 2
-  monkeypatch.setattr(depthwise, "ENABLED", False)
+  with depthwise.custom_vjp(True):
+    assert "custom_vjp" in primitives(Conv(4, 3, groups=4))
+    assert "custom_vjp" not in primitives(Conv(4, 3, groups=2))
+    assert "custom_vjp" not in primitives(Conv(8, 3, groups=4))  # depth multiplier 2
+    with depthwise.custom_vjp(False):
+      assert "custom_vjp" not in primitives(Conv(4, 3, groups=4))
+    assert "custom_vjp" in primitives(Conv(4, 3, groups=4))  # the outer choice is back
+  # Outside any context the environment variable decides.
+  monkeypatch.setenv("CNN_JAX_DEPTHWISE_VJP", "0")
   assert "custom_vjp" not in primitives(Conv(4, 3, groups=4))
+  monkeypatch.setenv("CNN_JAX_DEPTHWISE_VJP", "1")
+  assert "custom_vjp" in primitives(Conv(4, 3, groups=4))
 
 
-def test_macs_are_counted_through_the_fast_path(monkeypatch):
-  monkeypatch.setattr(depthwise, "ENABLED", True)
-  fast = summary.count_macs("mobilenet_v3_small", size=64)
-  monkeypatch.setattr(depthwise, "ENABLED", False)
-  assert summary.count_macs("mobilenet_v3_small", size=64) == fast
+def test_macs_are_counted_through_the_fast_path():
+  with depthwise.custom_vjp(True):
+    fast = summary.count_macs("mobilenet_v3_small", size=64)
+  with depthwise.custom_vjp(False):
+    assert summary.count_macs("mobilenet_v3_small", size=64) == fast

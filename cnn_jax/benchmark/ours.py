@@ -120,7 +120,7 @@ def cpu_settings() -> dict:
   from cnn_jax.layers import depthwise
   return {"xla_flag": platform.YNN_FLAG in os.environ.get("XLA_FLAGS", ""),
           "malloc": os.environ.get("CNN_JAX_CPU_TUNING", "1") != "0",
-          "depthwise_vjp": depthwise.ENABLED}
+          "depthwise_vjp": depthwise.enabled()}
 
 
 def measure(config, mode: str = "train", steps: int = 10, warmup: int = 2,

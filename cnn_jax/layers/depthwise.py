@@ -15,13 +15,15 @@ which is exactly the forward pass's multiply-add count. The forward pass stays
 reads). `Conv` takes this path only on the CPU backend, for depthwise convolutions
 (groups == in == out channels) without dilation; elsewhere XLA's own gradient is used.
 
-Switch it off with the environment variable CNN_JAX_DEPTHWISE_VJP=0 or by setting
-`cnn_jax.layers.depthwise.ENABLED = False` before tracing (experiments/bench_depthwise.py
-compares both).
+The choice is explicit and read at trace time: `with depthwise.custom_vjp(False): ...`
+around the tracing (experiments/bench_depthwise.py compares both); outside any such
+context the environment variable CNN_JAX_DEPTHWISE_VJP (default 1; 0 switches it off)
+decides, which is how a user turns it off for a whole run.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 from typing import Sequence
@@ -30,7 +32,26 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-ENABLED = os.environ.get("CNN_JAX_DEPTHWISE_VJP", "1") != "0"
+_choice: bool | None = None  # set by `custom_vjp`; None: the environment decides
+
+
+def enabled() -> bool:
+  """Whether `Conv` uses the custom VJP: the innermost `custom_vjp(...)` context's choice,
+  else CNN_JAX_DEPTHWISE_VJP (on unless it is "0")."""
+  if _choice is not None:
+    return _choice
+  return os.environ.get("CNN_JAX_DEPTHWISE_VJP", "1") != "0"
+
+
+@contextlib.contextmanager
+def custom_vjp(use: bool):
+  """Within the context, functions traced use the custom VJP (True) or XLA's (False)."""
+  global _choice
+  previous, _choice = _choice, bool(use)
+  try:
+    yield
+  finally:
+    _choice = previous
 
 _DIMENSION_NUMBERS = ("NHWC", "HWIO", "NHWC")
 
@@ -38,7 +59,7 @@ _DIMENSION_NUMBERS = ("NHWC", "HWIO", "NHWC")
 def applies(groups: int, in_features: int, out_features: int,
             dilation: Sequence[int] = (1, 1)) -> bool:
   """Whether `Conv` should use `depthwise_conv` (read at trace time)."""
-  return (ENABLED and jax.default_backend() == "cpu" and groups == in_features == out_features
+  return (enabled() and jax.default_backend() == "cpu" and groups == in_features == out_features
           and tuple(dilation) == (1, 1))
 
 
