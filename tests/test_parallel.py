@@ -8,7 +8,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import subprocess_env
+from conftest import FASHION_SOURCE, subprocess_env
 
 WORKER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "parallel_worker.py")
 
@@ -61,12 +61,14 @@ def test_8_devices_match_1_device(tmp_path):
 
 
 @pytest.mark.slow
-def test_two_processes_match_one_process():
+def test_two_processes_match_one_process(tmp_path):
   # Process 1 starts its first step 35 s late (a loaded host compiling slowly): the first
   # collective would time out (gloo's 30 s deadline) unless processes meet after compiling.
   port = _free_port()
+  ckpt = str(tmp_path / "ckpt2")
   procs = [subprocess.Popen([sys.executable, WORKER, "--port", str(port), "--num_processes",
-                             "2", "--process_id", str(i), "--start_delay", str(35 * i)],
+                             "2", "--process_id", str(i), "--start_delay", str(35 * i),
+                             "--ckpt_dir", ckpt],
                             env=_env(4),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
            for i in range(2)]
@@ -79,6 +81,35 @@ def test_two_processes_match_one_process():
   assert outs[0]["processes"] == 2 and outs[0]["devices"] == 8
   assert_same_training(outs[0]["losses"], single["losses"])
   assert outs[0]["fingerprint"] == outs[1]["fingerprint"]
+  # The checkpoint the two processes wrote together restores in one process.
+  restored = run_worker(1, "--mode", "restore", "--ckpt_dir", ckpt)
+  assert restored["processes"] == 1 and restored["step"] == 20
+  assert restored["fingerprint"] == outs[0]["fingerprint"]
+
+
+def test_process_slices_are_disjoint_and_cover_the_split(fashion_data_dir):
+  """Each of N processes reads its own slice of a split: together the slices hold every
+  example of the split exactly as often as the split does (a multiset of image+label
+  hashes: so no example is read by two processes and none is missed)."""
+  import collections
+  import hashlib
+  import tensorflow_datasets as tfds
+  from cnn_jax.data import fashion_mnist
+  from cnn_jax.data.pipeline import process_split
+  builder = fashion_mnist.builder(fashion_data_dir, FASHION_SOURCE)
+  split = "test[:1000]"
+
+  def keys(s):
+    ds = builder.as_dataset(split=s, shuffle_files=False)
+    return [hashlib.sha1(ex["image"].tobytes() + bytes([int(ex["label"])])).hexdigest()
+            for ex in tfds.as_numpy(ds)]
+
+  whole = keys(split)
+  for n in (2, 3):
+    parts = [keys(process_split(builder, split, i, n)) for i in range(n)]
+    assert all(len(p) >= 1000 // n for p in parts)
+    assert sum((collections.Counter(p) for p in parts), collections.Counter()) == \
+        collections.Counter(whole)
 
 
 @pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
