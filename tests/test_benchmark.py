@@ -107,20 +107,6 @@ def test_plain_flag_measures_the_plain_side_and_rounds_alternate(monkeypatch, ca
   assert result["peer_images_per_second"] == 7.0 and result["ratio"] == 10.0 / 7.0
 
 
-@pytest.mark.parametrize("args,expected", [
-    (["--model", "resnet50", "--peer", "torchvision"],
-     "error: the torchvision peer needs torch and torchvision, not installed here"),
-    (["--model", "resnet50", "--peer", "keras"], "error: the keras peer needs keras"),
-])
-def test_peer_not_installed_is_one_line(monkeypatch, capsys, args, expected):
-  monkeypatch.setattr(peers, "installed", lambda module: False)
-  with pytest.raises(SystemExit) as e:
-    benchmark_main(args + ["--batch-size", "2", "--image-size", "32"])
-  assert e.value.code == 2
-  err = capsys.readouterr().err
-  assert err.startswith(expected) and err.count("\n") == 1, err
-
-
 @pytest.mark.skipif(peers.installed("torch"), reason="torch is installed here")
 def test_missing_torch_is_one_line_from_the_command():
   proc = subprocess.run([sys.executable, "-m", "cnn_jax.benchmark", "--model", "resnet50",
@@ -132,16 +118,20 @@ def test_missing_torch_is_one_line_from_the_command():
   assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
 
 
-@pytest.mark.parametrize("args,expected", [
-    (["--model", "resnet18", "--peer", "keras"], "the keras peer has no model 'resnet18'"),
-    (["--model", "resnet50", "--peer", "keras", "--model-kwargs", "width=8"],
+@pytest.mark.parametrize("installed,args,expected", [
+    (False, ["--model", "resnet50", "--peer", "torchvision"],
+     "error: the torchvision peer needs torch and torchvision, not installed here"),
+    (False, ["--model", "resnet50", "--peer", "keras"], "error: the keras peer needs keras"),
+    (True, ["--model", "resnet18", "--peer", "keras"], "the keras peer has no model 'resnet18'"),
+    (True, ["--model", "resnet50", "--peer", "keras", "--model-kwargs", "width=8"],
      "drop --model-kwargs"),
-    (["--model", "resnet50", "--peer", "plain", "--plain"], "drop --plain"),
-    (["--model", "resnet50", "--set", "weight_decay"], "--set takes KEY=VALUE pairs"),
-    (["--model", "resnet50", "--steps", "0"], "--steps must be >= 1"),
+    (True, ["--model", "resnet50", "--peer", "plain", "--plain"], "drop --plain"),
+    (True, ["--model", "resnet50", "--set", "weight_decay"], "--set takes KEY=VALUE pairs"),
+    (True, ["--model", "resnet50", "--steps", "0"], "--steps must be >= 1"),
 ])
-def test_mistakes_are_one_line(monkeypatch, capsys, args, expected):
-  monkeypatch.setattr(peers, "installed", lambda module: True)
+def test_mistakes_and_missing_peers_are_one_line(monkeypatch, capsys, installed, args,
+                                                 expected):
+  monkeypatch.setattr(peers, "installed", lambda module: installed)
   with pytest.raises(SystemExit) as e:
     benchmark_main(args + ["--batch-size", "2", "--image-size", "32"])
   assert e.value.code == 2
