@@ -48,6 +48,7 @@ def main():
   p.add_argument("--process_id", type=int, default=0)
   p.add_argument("--num_processes", type=int, default=1)
   p.add_argument("--shard_params", action="store_true")
+  p.add_argument("--progress", action="store_true", help="print STEP k after each step")
   p.add_argument("--start_delay", type=float, default=0.0, help="seconds to sleep before "
                  "building the model, as a process on a slow host would lag")
   a = p.parse_args()
@@ -78,6 +79,8 @@ def main():
     batch = {k: v[lo:lo + local] for k, v in global_batch_numpy(step).items()}
     state, metrics = train_fn(state, parallel.global_batch(mesh, batch), jax.random.key(0))
     losses.append(float(metrics["loss"]))
+    if a.progress:
+      print(f"STEP {step + 1}", flush=True)
   out["losses"] = losses
   out["param_dtypes"] = sorted({str(x.dtype) for x in jax.tree.leaves(state.params)})
   out["fingerprint"] = params_fingerprint(state.params)

@@ -87,6 +87,34 @@ def test_two_processes_match_one_process(tmp_path):
   assert restored["fingerprint"] == outs[0]["fingerprint"]
 
 
+@pytest.mark.slow
+def test_when_one_process_dies_the_other_exits_in_bounded_time():
+  """SIGKILL to process 1 mid-training: process 0 does not hang. Its next collective fails
+  at once (gloo: connection reset) and it exits non-zero once the coordination service
+  declares process 1 dead (heartbeat timeout; ~55 s measured on 2 cores)."""
+  import signal
+  import time
+  port = _free_port()
+  procs = [subprocess.Popen([sys.executable, WORKER, "--port", str(port), "--num_processes",
+                             "2", "--process_id", str(i), "--steps", "100000", "--progress"],
+                            env=_env(2), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True) for i in range(2)]
+  try:
+    for line in procs[1].stdout:  # wait until both are past their first joint step
+      if line.startswith("STEP 3"):
+        break
+    procs[1].send_signal(signal.SIGKILL)
+    start = time.monotonic()
+    _, stderr = procs[0].communicate(timeout=240)
+    waited = time.monotonic() - start
+  finally:
+    for p in procs:
+      if p.poll() is None:
+        p.kill()
+  assert procs[0].returncode != 0 and waited < 240
+  assert "Connection reset" in stderr or "heartbeat" in stderr, stderr[-2000:]
+
+
 def test_process_slices_are_disjoint_and_cover_the_split(fashion_data_dir):
   """Each of N processes reads its own slice of a split: together the slices hold every
   example of the split exactly as often as the split does (a multiset of image+label
