@@ -75,15 +75,25 @@ def _xla_depthwise(x, kernel, strides, padding):
 
 @pytest.mark.parametrize("stride", [1, 2])
 @pytest.mark.parametrize("kernel_size", [3, 5])
-@pytest.mark.parametrize("padding", ["symmetric", "SAME"])
-def test_depthwise_custom_vjp_matches_xla(stride, kernel_size, padding):
+@pytest.mark.parametrize("padding", ["symmetric", "SAME", "VALID", "asymmetric"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_depthwise_custom_vjp_matches_xla(stride, kernel_size, padding, dtype):
+  if dtype == "float64":  # rounding-level agreement with the plain operation's jax.grad
+    with jax.enable_x64(True):
+      _check_depthwise_vjp(stride, kernel_size, padding, jnp.float64, tol=1e-10)
+  else:
+    _check_depthwise_vjp(stride, kernel_size, padding, jnp.float32, tol=1e-5)
+
+
+def _check_depthwise_vjp(stride, kernel_size, padding, dtype, tol):
   k, strides = kernel_size, (stride, stride)
-  pads = ((k // 2, k // 2), (k // 2, k // 2)) if padding == "symmetric" else "SAME"
+  pads = {"symmetric": ((k // 2, k // 2), (k // 2, k // 2)),
+          "asymmetric": ((0, k // 2), (k // 2 - 1, k // 2 + 1))}.get(padding, padding)
   keys = jax.random.split(jax.random.key(0), 3)
-  x = jax.random.normal(keys[0], (2, 9, 10, 6))  # odd and even sizes
-  kernel = jax.random.normal(keys[1], (k, k, 1, 6))
+  x = jax.random.normal(keys[0], (2, 9, 10, 6), dtype)  # odd and even sizes
+  kernel = jax.random.normal(keys[1], (k, k, 1, 6), dtype)
   want_out = _xla_depthwise(x, kernel, strides, pads)
-  cotangent = jax.random.normal(keys[2], want_out.shape)
+  cotangent = jax.random.normal(keys[2], want_out.shape, dtype)
 
   @jax.jit
   def forward_and_grads(x, kernel):
@@ -94,10 +104,10 @@ def test_depthwise_custom_vjp_matches_xla(stride, kernel_size, padding):
   primal, out, (d_x, d_kernel) = forward_and_grads(x, kernel)
   _, want_vjp = jax.vjp(lambda a, b: _xla_depthwise(a, b, strides, pads), x, kernel)
   want_d_x, want_d_kernel = want_vjp(cotangent)
-  np.testing.assert_allclose(primal, want_out, rtol=1e-5, atol=1e-5)
-  np.testing.assert_allclose(out, want_out, rtol=1e-5, atol=1e-5)
-  np.testing.assert_allclose(d_x, want_d_x, rtol=1e-5, atol=1e-5)
-  np.testing.assert_allclose(d_kernel, want_d_kernel, rtol=1e-5, atol=1e-5)
+  assert d_x.dtype == d_kernel.dtype == dtype
+  for got, want in ((primal, want_out), (out, want_out), (d_x, want_d_x),
+                    (d_kernel, want_d_kernel)):
+    np.testing.assert_allclose(got, want, rtol=tol, atol=tol)
 
 
 def test_conv_takes_the_fast_path_only_for_depthwise(monkeypatch):

@@ -130,19 +130,21 @@ def _depthwise_bwd(strides, pads, residuals, g):
   ho, wo = g.shape[1:3]
   phases = _phases(x, strides, pads)
   hq, wq = phases[0][0].shape[1:3]
-  g32 = g.astype(jnp.float32)
+  # Accumulate in at least float32 (bfloat16 / float16 inputs), float64 stays float64.
+  acc = jnp.promote_types(x.dtype, jnp.float32)
+  g32 = g.astype(acc)
   d_kernel = jnp.stack([
-      jnp.sum(_window(phases, i, j, strides, (ho, wo)).astype(jnp.float32) * g32,
+      jnp.sum(_window(phases, i, j, strides, (ho, wo)).astype(acc) * g32,
               axis=(0, 1, 2))
       for i in range(kh) for j in range(kw)]).reshape(kh, kw, 1, c)
   # Each tap sends g * kernel[i, j] back to the positions it read: offset
   # (i // s, j // s) within phase (i % s, j % s).
-  d_phases = [[jnp.zeros((n, hq, wq, c), jnp.float32) for _ in range(sw)] for _ in range(sh)]
+  d_phases = [[jnp.zeros((n, hq, wq, c), acc) for _ in range(sw)] for _ in range(sh)]
   for i in range(kh):
     for j in range(kw):
       oi, oj = i // sh, j // sw
       d_phases[i % sh][j % sw] += jnp.pad(
-          g32 * kernel[i, j, 0].astype(jnp.float32),
+          g32 * kernel[i, j, 0].astype(acc),
           ((0, 0), (oi, hq - oi - ho), (oj, wq - oj - wo), (0, 0)))
   d_x = jnp.stack([jnp.stack(row, axis=3) for row in d_phases], axis=2)
   d_x = d_x.reshape(n, hq * sh, wq * sw, c)[:, pt:pt + h, pl:pl + w, :]
