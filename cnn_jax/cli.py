@@ -21,6 +21,8 @@ import traceback
 from absl import flags, logging
 from ml_collections import config_dict, config_flags
 
+from cnn_jax import flag_parsing
+
 MODEL_KWARGS = "model_kwargs"
 
 CONFIG = config_flags.DEFINE_config_file(
@@ -66,7 +68,9 @@ def _last_exception_line(text: str) -> str:
 
 
 def parse_flags(argv):
-  """absl's parser, but a bad command line is one line on stderr instead of a traceback."""
+  """flag_parsing.parse (help exits 0, one-line flag errors) plus one-line errors for a
+  bad --config file or override."""
+  flag_parsing.exit_on_help(argv)
   try:
     return flags.FLAGS(argv)
   except flags.Error as e:

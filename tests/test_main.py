@@ -201,3 +201,12 @@ def test_importing_an_entry_point_changes_no_process_setting(module):
   assert proc.returncode == 0, proc.stderr[-2000:]
   xla_flags, tf_level = proc.stdout.split()
   assert xla_flags == "None" and tf_level != "'2'"  # (importing TensorFlow itself sets 1)
+
+
+@pytest.mark.parametrize("module", ["cnn_jax.main", "cnn_jax.sweep", "cnn_jax.convert",
+                                    "cnn_jax.data.prepare"])
+def test_help_exits_0_with_the_usage(module):
+  proc = subprocess.run([sys.executable, "-m", module, "--help"], cwd=ROOT,
+                        env=subprocess_env(), capture_output=True, text=True, timeout=120)
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  assert proc.stdout.strip() and "Traceback" not in proc.stderr

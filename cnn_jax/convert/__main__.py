@@ -18,7 +18,7 @@ import traceback
 
 from absl import app, flags
 
-from cnn_jax import platform
+from cnn_jax import flag_parsing, platform
 
 _MODEL = flags.DEFINE_string("model", None, "Registry name, e.g. resnet50.")
 _SOURCE = flags.DEFINE_enum("source", None, ["torchvision", "keras"], "Where the weights come from.")
@@ -60,19 +60,6 @@ def _source_logits(source: str, name: str, weights, num_classes: int, x):
   with torch.no_grad():
     out = model.eval()(torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2))))
   return out.numpy()
-
-
-def _parse_flags(argv):
-  """absl's parser, except that asking for help (--help, -h, --helpfull) prints the usage
-  and exits 0 (absl exits 1), before the required flags are checked."""
-  asked = set(argv[1:])
-  if asked & {"--help", "-h", "-?", "--helpshort", "--helpfull"}:
-    app.usage(shorthelp="--helpfull" not in asked, writeto_stdout=True)
-    sys.exit(0)
-  try:
-    return flags.FLAGS(argv)
-  except flags.Error as e:  # a missing or misspelt flag: one line, as every other error
-    sys.exit(f"error: {' '.join(str(e).split())}; see --help")
 
 
 def main(argv) -> None:
@@ -126,4 +113,4 @@ def main(argv) -> None:
 if __name__ == "__main__":
   platform.start_process()  # the process-level settings, before JAX's backend starts
   flags.mark_flags_as_required(["model", "source", "weights", "out"])
-  app.run(main, flags_parser=_parse_flags)
+  app.run(main, flags_parser=flag_parsing.parse)
