@@ -61,6 +61,10 @@ CASES = [
     ("missing_data_folder", MAIN + ("--config.dataset=image_folder",
                                     "--config.source_dir={in}/no_such_folder"),
      ["no_such_folder' not found", "set --config.source_dir"]),
+    ("image_folder_undecodable", MAIN[:3] + (
+        "--config.dataset=image_folder", "--config.source_dir={in}/undecodable",
+        "--config.data_dir={wd}_tfds"),
+     ["undecodable/train: none of its 2 files is a decodable image", "put JPEG/PNG images"]),
     ("tfds_truncated", ("cnn_jax.main", "--config=configs/fashion_mnist.py", "--workdir={wd}",
                         "--config.data_dir={in}/tfds_truncated"),
      ["train split", "is damaged", "to build it again"]),
@@ -85,7 +89,8 @@ CASES = [
      ["torchvision weights have no 'fc.weight'", "is this the model you named?"]),
     ("convert_truncated_safetensors", CONVERT + ("--weights={in}/truncated.safetensors",),
      ["truncated.safetensors is not a readable .safetensors file", "save it again"]),
-    ("convert_pickled_code", CONVERT + ("--weights={in}/evil.pth",), ["evil.pth"]),
+    ("convert_pickled_code", CONVERT + ("--weights={in}/evil.pth",),
+     ["evil.pth", "open, which a plain state dict never does", "refused without loading it"]),
     ("convert_out_is_a_file", ("cnn_jax.convert", "--model=resnet18", "--source=torchvision",
                                "--out={in}/a_file/converted",
                                "--weights={in}/resnet18.safetensors"),
@@ -134,6 +139,10 @@ def inputs(fashion_data_dir, tmp_path_factory):
   shutil.copytree(d / "rgb_resnet18", d / "broken_resnet18")
   shutil.rmtree(d / "broken_resnet18" / "variables")
   os.makedirs(d / "broken_resnet18" / "variables")
+  for split, cls in (("train", "a"), ("train", "b"), ("validation", "a")):
+    os.makedirs(d / "undecodable" / split / cls)
+    # A JPEG header and then garbage: what a truncated download or a renamed file holds.
+    (d / "undecodable" / split / cls / "x.jpg").write_bytes(b"\xff\xd8\xff\xe0" + bytes(64))
   shutil.copytree(fashion_data_dir, d / "tfds_truncated")
   train = next((d / "tfds_truncated").rglob("fashion_mnist-train.tfrecord-*"))
   os.truncate(train, os.path.getsize(train) // 2)
@@ -172,6 +181,7 @@ def test_bad_input_is_one_line_and_changes_nothing(inputs, fashion_data_dir, tmp
   for part in expected:
     assert part in errors[0], errors[0]
   assert not workdir.exists()  # no workdir or --out made
+  assert not (tmp_path / "out_tfds").exists()  # no dataset prepared
   assert tree(inputs) == before  # nothing read was written, moved or deleted
   assert not (inputs / "CODE_RAN").exists()  # the pickle's code never ran
 
@@ -239,6 +249,26 @@ def test_failure_inside_training_is_one_line(fashion_data_dir, tmp_path, raise_,
   assert ("Traceback (most recent call last)" in proc.stderr) == verbose, proc.stderr[-3000:]
   if verbose:
     assert proc.stderr.index("Traceback") < proc.stderr.index("error:")
+
+
+@pytest.mark.slow
+def test_a_real_out_of_memory_step_is_one_line(fashion_data_dir, tmp_path):
+  """Not simulated: batch 512 at 448 px asks XLA:CPU for ~100 GB of activations in the
+  first train step (a 24 GB machine: measured 51 s with batch 60000 at 112 px)."""
+  workdir = tmp_path / "run"
+  proc = subprocess.run(
+      [sys.executable, "-m", "cnn_jax.main", "--config=configs/fashion_mnist.py",
+       f"--workdir={workdir}", f"--config.data_dir={fashion_data_dir}",
+       "--config.batch_size=512", "--config.image_size=448", "--config.num_train_steps=2"],
+      cwd=ROOT, env=subprocess_env(), capture_output=True, text=True, timeout=300)
+  errors = [l for l in proc.stderr.splitlines() if l.startswith("error:")]
+  assert proc.returncode == 1 and len(errors) == 1, proc.stderr[-3000:]
+  assert "Traceback" not in proc.stderr
+  for part in ("out of memory with batch_size=512", "at image_size=448",
+               "RESOURCE_EXHAUSTED: Out of memory allocating", "lower --config.batch_size"):
+    assert part in errors[0], errors[0]
+  ckpts = workdir / "checkpoints"
+  assert not ckpts.exists() or not [d for d in os.listdir(ckpts) if d.isdigit()]
 
 
 def test_convert_verbose_shows_the_traceback(inputs, tmp_path):

@@ -5,6 +5,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -93,7 +94,6 @@ def test_when_one_process_dies_the_other_exits_in_bounded_time():
   at once (gloo: connection reset) and it exits non-zero once the coordination service
   declares process 1 dead (heartbeat timeout; ~55 s measured on 2 cores)."""
   import signal
-  import time
   port = _free_port()
   procs = [subprocess.Popen([sys.executable, WORKER, "--port", str(port), "--num_processes",
                              "2", "--process_id", str(i), "--steps", "100000", "--progress"],
@@ -113,6 +113,66 @@ def test_when_one_process_dies_the_other_exits_in_bounded_time():
         p.kill()
   assert procs[0].returncode != 0 and waited < 240
   assert "Connection reset" in stderr or "heartbeat" in stderr, stderr[-2000:]
+
+
+def _two_process_main(data_dir, workdir, port):
+  """Two `python -m cnn_jax.main` processes of one job (one CPU device each)."""
+  from conftest import ROOT
+  args = [sys.executable, "-m", "cnn_jax.main", "--config=configs/fashion_mnist.py",
+          f"--workdir={workdir}", f"--config.data_dir={data_dir}",
+          "--config.model_kwargs.width=4", "--config.batch_size=32",
+          "--config.num_train_steps=400", "--config.log_every_steps=5",
+          "--config.checkpoint_every_steps=1000", "--config.eval_max_examples=200",
+          "--config.eval_batch_size=200", f"--coordinator_address=127.0.0.1:{port}",
+          "--num_processes=2"]
+  return [subprocess.Popen([*args, f"--process_id={i}"], cwd=ROOT, env=_env(1, True),
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+          for i in range(2)]
+
+
+@pytest.mark.slow
+def test_sigterm_to_one_process_stops_both_at_the_same_checkpointed_step(fashion_data_dir,
+                                                                          tmp_path):
+  """A scheduler's SIGTERM may reach one process of a job: both processes must checkpoint
+  the same step (the checkpoint is written jointly), exit 75, and the rerun resumes there."""
+  import re
+  import signal
+  import threading
+  workdir = tmp_path / "run"
+  procs = _two_process_main(fashion_data_dir, workdir, _free_port())
+  errs = ["", ""]
+
+  def drain(i):  # keeps both pipes flowing; process 0 alone logs the step lines
+    for line in procs[i].stderr:
+      errs[i] += line
+  readers = [threading.Thread(target=drain, args=(i,), daemon=True) for i in range(2)]
+  for r in readers:
+    r.start()
+  try:
+    deadline = time.monotonic() + 240
+    while not re.search(r"step \d+/400 \|", errs[0]) and time.monotonic() < deadline:
+      time.sleep(0.2)
+    procs[1].send_signal(signal.SIGTERM)  # only process 1
+    for p in procs:
+      p.wait(timeout=180)
+  finally:
+    for p in procs:
+      if p.poll() is None:
+        p.kill()
+  for r in readers:
+    r.join(timeout=10)
+  assert [p.returncode for p in procs] == [75, 75], errs[0][-2000:] + errs[1][-2000:]
+  stopped = [int(re.search(r"stopped at step (\d+) after SIGTERM", e).group(1)) for e in errs]
+  assert stopped[0] == stopped[1] and 5 <= stopped[0] < 400
+  ckpt = workdir / "checkpoints"
+  assert sorted(int(d) for d in os.listdir(ckpt) if d.isdigit()) == [stopped[0]]
+
+  # Rerun both: they resume at the agreed step and finish.
+  procs = _two_process_main(fashion_data_dir, workdir, _free_port())
+  outs = [p.communicate(timeout=300)[1] for p in procs]
+  assert [p.returncode for p in procs] == [0, 0], outs[0][-2000:] + outs[1][-2000:]
+  assert f"resumed at step {stopped[0]}" in outs[0]
+  assert json.loads((workdir / "results.json").read_text())["steps"] == 400
 
 
 def test_process_slices_are_disjoint_and_cover_the_split(fashion_data_dir):

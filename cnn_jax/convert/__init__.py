@@ -70,8 +70,9 @@ def from_keras(name: str, keras_model):
 # --- readers for the files users have ---------------------------------------------------
 
 def load_state_dict(path: str) -> dict[str, Any]:
-  """A PyTorch state dict from `.pth`/`.pt`/`.bin` (torch.load with weights_only=True, so
-  no pickled code runs) or `.safetensors` (no torch needed)."""
+  """A PyTorch state dict from `.pth`/`.pt`/`.bin` (its pickle's imports checked first by
+  `safe_pickle`, then torch.load with weights_only=True: no pickled code runs) or
+  `.safetensors` (no torch needed)."""
   if not os.path.isfile(path):
     raise FileNotFoundError(f"weights file {path} does not exist")
   if path.endswith(".safetensors"):
@@ -81,6 +82,8 @@ def load_state_dict(path: str) -> dict[str, Any]:
     except Exception as e:  # noqa: BLE001 — SafetensorError: a truncated or foreign file
       raise ValueError(f"{path} is not a readable .safetensors file ({type(e).__name__}: "
                        f"{' '.join(str(e).split())}); download or save it again") from e
+  from cnn_jax.convert.safe_pickle import check_weights_pickle
+  check_weights_pickle(path)  # refuses pickled code with or without torch installed
   try:
     import torch
   except ImportError as e:

@@ -74,6 +74,24 @@ def _files(split_dir: str, class_names: list[str]):
         yield path, label
 
 
+def check_decodable(source_dir: str, class_names: list[str]) -> None:
+  """Raises DataError, before anything is written, when a split holds no decodable image.
+
+  Decodes each split's files only until the first good one, so a folder of good images
+  costs one decode per split; single bad files are skipped later while preparing."""
+  for split_dir in _layout(source_dir):
+    files = 0
+    for path, _ in _files(split_dir, class_names):
+      files += 1
+      if read_jpeg(path) is not None:
+        break
+    else:
+      what = (f"none of its {files} files is a decodable image" if files
+              else "it holds no files")
+      raise DataError(f"image_folder: {split_dir}: {what}; put JPEG/PNG images in its "
+                      f"class subfolders (or set --config.source_dir to another folder)")
+
+
 def _builder_class():
   import tensorflow_datasets as tfds
 
@@ -134,6 +152,7 @@ def builder(data_dir: str | None, source_dir: str | None):
   cls.source_dir, cls.class_names, cls.skipped = source_dir, class_names, []
   b = cls(data_dir=_dataset_dir(data_dir, source_dir))
   if not b.is_prepared():
+    check_decodable(source_dir, class_names)
     b.download_and_prepare()
     with open(os.path.join(b.data_dir, "skipped.json"), "w") as f:
       json.dump(sorted(cls.skipped), f, indent=1)

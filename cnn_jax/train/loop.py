@@ -166,14 +166,24 @@ def evaluate(eval_fn, state, batches, mesh) -> dict:
 
 
 class _Preemption:
-  """Turns SIGTERM into a flag the loop checks, so it can checkpoint before exiting.
+  """Turns SIGTERM into a stop the loop checks, so it can checkpoint before exiting.
+
+  One process: a Python handler sets a flag. Several processes: a SIGTERM may reach only
+  some of them, and each must checkpoint at the same step (a checkpoint is written by all
+  processes together). JAX's preemption service does that: its own SIGTERM handler tells
+  the coordination service, which picks the step after the furthest process's current one,
+  and `multihost_utils.reached_preemption_sync_point(step)` turns true at that step on
+  every process. No Python handler is installed then, since it would replace JAX's.
 
   `restore()` puts back the handler that was installed before (the sweep runner trains
   runs one after another in one process)."""
 
   def __init__(self):
-    self.requested = False
+    self._requested = False
     self._installed, self._previous = False, None
+    self._multi_process = jax.process_count() > 1
+    if self._multi_process:
+      return
     try:
       self._previous = signal.signal(signal.SIGTERM, self._handle)
       self._installed = True
@@ -183,7 +193,21 @@ class _Preemption:
   def _handle(self, signum, frame):
     del signum, frame
     logging.warning("SIGTERM received: checkpointing and stopping")
-    self.requested = True
+    self._requested = True
+
+  def requested_before_start(self) -> bool:
+    """A SIGTERM during set-up (one process; several agree only once steps run)."""
+    return self._requested
+
+  def stop_at(self, step: int) -> bool:
+    """Whether to checkpoint and stop after `step`; call it after every step."""
+    if self._multi_process:
+      from jax.experimental import multihost_utils
+      if not self._requested and multihost_utils.reached_preemption_sync_point(step):
+        logging.warning("SIGTERM received by a process: every process checkpoints at "
+                        "step %d and stops", step)
+        self._requested = True
+    return self._requested
 
   def restore(self) -> None:
     if self._installed:
@@ -421,7 +445,7 @@ def _train_and_evaluate(config, workdir: str, source: str, preemption: _Preempti
   window = []
   last_train = {}
   step = start_step
-  if preemption.requested and step < total_steps:  # SIGTERM while setting up
+  if preemption.requested_before_start() and step < total_steps:  # SIGTERM in set-up
     return stop_preempted(step)
   progress.start_window(step)
   first_step_done = False
@@ -456,10 +480,11 @@ def _train_and_evaluate(config, workdir: str, source: str, preemption: _Preempti
       eval_metrics = run_eval(None, eval_fn, input_pipeline.eval_iter(), step)
       checkpoint.save_if_best(best_ckpt, state, eval_metrics)
       progress.start_window(step)
-    if step % config.checkpoint_every_steps == 0 or preemption.requested:
+    stop = preemption.stop_at(step)
+    if step % config.checkpoint_every_steps == 0 or stop:
       check_finite(step)
-      checkpoint.save(ckpt, state, force=preemption.requested)
-    if preemption.requested:
+      checkpoint.save(ckpt, state, force=stop)
+    if stop:
       return stop_preempted(step)
   check_finite(step)
   if ckpt.latest_step() != step:
