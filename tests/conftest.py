@@ -35,8 +35,14 @@ import jax  # noqa: E402
 # compiled once per session.
 jax.config.update("jax_compilation_cache_dir", XLA_CACHE_DIR)
 jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
-# XLA:CPU compiles the partitionable threefry ~8x slower (~3 s per parameter shape on 2
-# cores); tests never depend on particular random values, only on agreement within a run.
+# The random-number setting: production keeps JAX's default (`jax_threefry_partitionable`
+# on, so a sharded dropout mask or initialiser is generated where its shard lives). The
+# in-process tests switch it off because XLA:CPU compiles the partitionable threefry ~8x
+# slower (~3 s per parameter shape on 2 cores), and they depend only on agreement within a
+# run, never on particular random values. What ships is still what the end-to-end tests
+# run: every `python -m cnn_jax...` subprocess (CLI, sweep, faults, multi-device and
+# multi-process equivalence) starts without this line; `test_shipped_rng_setting` in
+# tests/test_main.py checks that the subprocesses do run the default.
 jax.config.update("jax_threefry_partitionable", False)
 
 import pytest

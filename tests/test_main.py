@@ -210,3 +210,13 @@ def test_help_exits_0_with_the_usage(module):
                         env=subprocess_env(), capture_output=True, text=True, timeout=120)
   assert proc.returncode == 0, proc.stderr[-2000:]
   assert proc.stdout.strip() and "Traceback" not in proc.stderr
+
+
+def test_shipped_rng_setting():
+  """The end-to-end subprocesses run JAX's partitionable threefry, as production does (the
+  in-process tests switch it off for compile speed: tests/conftest.py)."""
+  code = ("from cnn_jax import platform; platform.start_process(); import cnn_jax.main; "
+          "import jax; print(jax.config.jax_threefry_partitionable)")
+  proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=subprocess_env(),
+                        capture_output=True, text=True, timeout=120)
+  assert proc.returncode == 0 and proc.stdout.split()[-1] == "True", proc.stderr[-2000:]
