@@ -14,7 +14,89 @@ from typing import Callable
 
 from cnn_jax.data import augment
 from cnn_jax.data.errors import DataError
-from cnn_jax.data.pipeline import Split, eval_batches, normalize, train_stream
+from cnn_jax.data.pipeline import (Split, eval_batches, local_eval_batch, normalize,
+                                   train_stream)
+
+# --- how each kind of stored image becomes model input -----------------------------------
+
+
+def _decoded_preprocess(config, ds_info, model_spec, mean, std, *, train: bool):
+  """Arrays TFDS decodes (Fashion-MNIST): normalised, resized when image_size is not the
+  stored size, and for training augmented per image."""
+  import tensorflow as tf
+  del model_spec
+  size = config.image_size
+  aug = augment.get(config.augment) if train else None
+
+  def preprocess(example, rng_seed):
+    image = normalize(example["image"], mean, std)
+    if size != ds_info.native_size:
+      image = tf.image.resize(image, [size, size], method="bilinear")
+    if aug is not None:
+      image = aug(image, rng_seed)
+    return {"image": image, "label": example["label"]}
+
+  return preprocess
+
+
+def _crop_args(config, model_spec, mean, std) -> dict:
+  return dict(size=config.image_size, mean=mean, std=std, method=model_spec.interpolation,
+              crop_fraction=model_spec.crop_fraction)
+
+
+def _jpeg_train_preprocess(config, ds_info, model_spec, mean, std):
+  """Encoded JPEGs decoded and cropped in one step by the configured augmentation."""
+  del ds_info
+  from cnn_jax.data import imagenet
+  return imagenet.train_preprocess(
+      augment.get(config.augment), augment_kwargs={
+          "randaugment_layers": config.get("randaugment_layers", 2),
+          "randaugment_magnitude": config.get("randaugment_magnitude", 10.0)},
+      **_crop_args(config, model_spec, mean, std))
+
+
+def _jpeg_eval_preprocess(config, ds_info, model_spec, mean, std):
+  """The views of the configured evaluation protocol (cnn_jax/data/eval_protocols.py)."""
+  from cnn_jax.data import imagenet
+  return imagenet.eval_preprocess(
+      protocol=config.get("eval_protocol", "center"), scales=config.get("eval_scales", None),
+      label_key=ds_info.label_key, num_classes=ds_info.num_classes,
+      **_crop_args(config, model_spec, mean, std))
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageKind:
+  """How a dataset's stored images are preprocessed: each field is called as
+  fn(config, ds_info, model_spec, mean, std) and returns (example, rng_seed) -> batch
+  entry; `ds_info` is the split's own dataset, mean / std the training set's."""
+  train_preprocess: Callable
+  eval_preprocess: Callable
+
+
+DECODED = ImageKind(functools.partial(_decoded_preprocess, train=True),
+                    functools.partial(_decoded_preprocess, train=False))
+# JPEG bytes of varying size: decoded and cropped together, with the ImageNet
+# augmentations and evaluation protocols (cnn_jax/data/imagenet.py).
+JPEG = ImageKind(_jpeg_train_preprocess, _jpeg_eval_preprocess)
+
+# --- where each dataset's prepared TFDS builder comes from: fn(name, config, build) -------
+
+
+def _fashion_mnist_builder(name: str, config, build: bool):
+  del name, build  # built on first use from TFDS's download or local files
+  from cnn_jax.data import fashion_mnist
+  return fashion_mnist.builder(config.data_dir, config.source_dir)
+
+
+def _image_folder_builder(name: str, config, build: bool):
+  del name, build  # built on first use from --config.source_dir
+  from cnn_jax.data import image_folder
+  return image_folder.builder(config.data_dir, config.source_dir)
+
+
+def _imagenet_builder(name: str, config, build: bool):
+  from cnn_jax.data import imagenet
+  return imagenet.builder(name, config.data_dir, config.get("manual_dir"), build=build)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -25,32 +107,39 @@ class DatasetInfo:
   native_size: int
   train_split: str
   eval_split: str
+  kind: ImageKind
+  get_builder: Callable  # (name, config, build) -> the prepared TFDS builder
   # Dataset statistics for normalisation; None: use the model's (registry spec) mean/std.
   mean: tuple[float, ...] | None = None
   std: tuple[float, ...] | None = None
-  # Images stored as JPEG bytes of varying size: decoded and cropped together, with the
-  # ImageNet augmentations and evaluation protocols (cnn_jax/data/imagenet.py).
-  jpeg: bool = False
   label_key: str = "label"
   # Evaluated on the classes present only (ImageNet-A / -R: 200 of the 1000).
   class_subset: bool = False
 
+  @property
+  def jpeg(self) -> bool:
+    """Stored as encoded JPEGs: ImageNet-style augmentations, multi-view evaluation
+    protocols, mixup / cutmix and extra evaluation sets apply."""
+    return self.kind is JPEG
 
+
+_imagenet_eval = functools.partial(DatasetInfo, num_classes=1000, channels=3, native_size=0,
+                                   train_split="", kind=JPEG, get_builder=_imagenet_builder)
 DATASETS = {
     # Mean / std of the 60k training images (computed once from the data, [0, 1] scale).
-    "fashion_mnist": DatasetInfo("fashion_mnist", 10, 1, 28, "train", "test",
-                                 mean=(0.2860,), std=(0.3530,)),
+    "fashion_mnist": DatasetInfo("fashion_mnist", 10, 1, 28, "train", "test", DECODED,
+                                 _fashion_mnist_builder, mean=(0.2860,), std=(0.3530,)),
     # ImageNet and its evaluation-only companions (native size 0: varies per image).
-    "imagenet2012": DatasetInfo("imagenet2012", 1000, 3, 0, "train", "validation", jpeg=True),
-    "imagenet_v2": DatasetInfo("imagenet_v2", 1000, 3, 0, "", "test", jpeg=True),
-    "imagenet2012_real": DatasetInfo("imagenet2012_real", 1000, 3, 0, "", "validation",
-                                     jpeg=True, label_key="original_label"),
-    "imagenet_a": DatasetInfo("imagenet_a", 1000, 3, 0, "", "test", jpeg=True,
-                              class_subset=True),
-    "imagenet_r": DatasetInfo("imagenet_r", 1000, 3, 0, "", "test", jpeg=True,
-                              class_subset=True),
+    "imagenet2012": DatasetInfo("imagenet2012", 1000, 3, 0, "train", "validation", JPEG,
+                                _imagenet_builder),
+    "imagenet_v2": _imagenet_eval("imagenet_v2", eval_split="test"),
+    "imagenet2012_real": _imagenet_eval("imagenet2012_real", eval_split="validation",
+                                        label_key="original_label"),
+    "imagenet_a": _imagenet_eval("imagenet_a", eval_split="test", class_subset=True),
+    "imagenet_r": _imagenet_eval("imagenet_r", eval_split="test", class_subset=True),
     # Users' folders (class per subfolder, --config.source_dir); classes counted on prepare.
-    "image_folder": DatasetInfo("image_folder", 0, 3, 0, "train", "validation", jpeg=True),
+    "image_folder": DatasetInfo("image_folder", 0, 3, 0, "train", "validation", JPEG,
+                                _image_folder_builder),
 }
 EVAL_ONLY = tuple(n for n, d in DATASETS.items() if not d.train_split)
 
@@ -63,16 +152,7 @@ def info(name: str) -> DatasetInfo:
 
 def dataset_builder(name: str, config, *, build: bool = True):
   """The prepared TFDS builder of dataset `name` (evaluation-only sets too)."""
-  if name == "fashion_mnist":
-    from cnn_jax.data import fashion_mnist
-    return fashion_mnist.builder(config.data_dir, config.source_dir)
-  if name == "image_folder":
-    from cnn_jax.data import image_folder
-    return image_folder.builder(config.data_dir, config.source_dir)
-  if info(name).jpeg:
-    from cnn_jax.data import imagenet
-    return imagenet.builder(name, config.data_dir, config.get("manual_dir"), build=build)
-  raise DataError(f"no preparation rule for dataset {name!r}")  # unreachable by info()
+  return info(name).get_builder(name, config, build)
 
 
 def extra_eval_names(config) -> tuple[str, ...]:
@@ -92,6 +172,12 @@ def protocol_needs_jpeg(protocol: str, name: str) -> str:
 
 def prepare(config):
   """Returns the prepared TFDS builder of `config.dataset`, building it once if needed."""
+  return _prepare(config)[0]
+
+
+def _prepare(config):
+  """(builder of `config.dataset`, {name: builder} of the extra evaluation sets), after
+  checking the config fits the dataset; the extra sets must be prepared already."""
   ds_info = info(config.dataset)
   name = ds_info.name
   if not ds_info.jpeg and augment.is_encoded(config.augment):
@@ -107,14 +193,15 @@ def prepare(config):
                     f"{', '.join(PROTOCOLS)}")
   if protocol != "center" and not ds_info.jpeg:
     raise DataError(protocol_needs_jpeg(protocol, name))
-  for extra in extra_eval_names(config):
-    if extra not in DATASETS or info(extra).train_split or not info(extra).jpeg:
-      raise DataError(f"extra_eval_datasets: {extra!r} is not an ImageNet evaluation set; "
-                      f"choose from {', '.join(EVAL_ONLY)}")
-    dataset_builder(extra, config, build=False)
+  extra = {}
+  for extra_name in extra_eval_names(config):
+    if extra_name not in EVAL_ONLY:
+      raise DataError(f"extra_eval_datasets: {extra_name!r} is not an ImageNet evaluation "
+                      f"set; choose from {', '.join(EVAL_ONLY)}")
+    extra[extra_name] = dataset_builder(extra_name, config, build=False)
   builder = dataset_builder(name, config)
   check_files(builder)
-  return builder
+  return builder, extra
 
 
 def check_files(builder) -> None:
@@ -160,40 +247,6 @@ class Input:
     return self._eval_fn()
 
 
-def _local_eval_batch(config, process_count: int, num_examples: int, what: str) -> int:
-  """Per-process eval batch, no larger than the split (or its first `eval_max_examples`)
-  needs, rounded up to the local devices: a 10k-image split is not padded to a 16k batch,
-  nor a smoke run's 64 images to 1000. A shrunk batch is logged."""
-  import logging
-
-  import jax
-  local = config.eval_batch_size // process_count
-  max_examples = config.get("eval_max_examples", -1)
-  total = min(num_examples, max_examples) if max_examples > 0 else num_examples
-  devices = jax.local_device_count()
-  needed = -(-max(total, 1) // process_count)
-  shrunk = min(local, -(-needed // devices) * devices)
-  if shrunk < local:
-    logging.info("eval batch %d instead of eval_batch_size=%d: %s has %d examples to "
-                 "evaluate", shrunk * process_count, config.eval_batch_size, what, total)
-  return shrunk
-
-
-def _preprocess_fn(ds_info: DatasetInfo, image_size: int, mean, std, augment_name: str):
-  import tensorflow as tf
-  aug = augment.get(augment_name)
-
-  def preprocess(example, rng_seed, train: bool):
-    image = normalize(example["image"], mean, std)
-    if image_size != ds_info.native_size:
-      image = tf.image.resize(image, [image_size, image_size], method="bilinear")
-    if train:
-      image = aug(image, rng_seed)
-    return {"image": image, "label": example["label"]}
-
-  return preprocess
-
-
 def train_split(config, ds_info: DatasetInfo) -> str:
   """The training split, or its first `config.train_max_examples` examples (TFDS slice
   syntax) when that is positive: the small-training-set regime of the overfitting
@@ -204,95 +257,56 @@ def train_split(config, ds_info: DatasetInfo) -> str:
 
 def create_input(config, *, model_spec, process_index: int = 0,
                  process_count: int = 1) -> Input:
-  ds_info = info(config.dataset)
-  if ds_info.jpeg:
-    return _create_jpeg_input(config, ds_info, model_spec, process_index, process_count)
-  builder = prepare(config)
-  mean = ds_info.mean or model_spec.mean
-  std = ds_info.std or model_spec.std
-  pre = _preprocess_fn(ds_info, config.image_size, mean, std, config.augment)
-  local_train = config.batch_size // process_count
-  split = train_split(config, ds_info)
-  num_train = builder.info.splits[split].num_examples
-  local_eval = _local_eval_batch(config, process_count,
-                                 builder.info.splits[ds_info.eval_split].num_examples,
-                                 f"the {ds_info.eval_split} split of {ds_info.name}")
+  """Prepares `config.dataset` (once) and returns its per-process train and eval inputs.
 
-  def train_fn(start_step):
-    return train_stream(builder, split, lambda ex, s: pre(ex, s, True),
-                        local_batch_size=local_train, seed=config.seed, start_step=start_step,
-                        process_index=process_index, process_count=process_count,
-                        shuffle_buffer=config.shuffle_buffer, prefetch=config.prefetch)
-
-  # Built once, so its cache of decoded examples serves every evaluation.
-  eval_ds, eval_split = eval_batches(
-      builder, ds_info.eval_split, lambda ex, s: pre(ex, s, False),
-      local_batch_size=local_eval, process_index=process_index, process_count=process_count,
-      max_examples=config.get("eval_max_examples", -1))
-
-  def eval_fn():
-    return eval_ds.as_numpy_iterator()
-
-  train = Split(num_train, local_train, num_train // config.batch_size)
-  return Input(ds_info, builder, train, eval_split, train_fn, eval_fn)
-
-
-def _create_jpeg_input(config, ds_info: DatasetInfo, model_spec, process_index: int,
-                       process_count: int) -> Input:
-  """ImageNet-style datasets: JPEG bytes decoded and cropped in one step, never cached
-  (1.28M images), an epoch-seeded shuffle so a resume skips epochs without reading them,
-  the configured evaluation protocol, and mixup / cutmix on the batch."""
+  Encoded JPEGs (ImageNet: 1.28M images) reach the preprocessing undecoded, to be decoded
+  and cropped in one step; they are never cached, each epoch is shuffled with its own seed
+  so a resume skips epochs without reading them, mixup / cutmix run on the batch, and the
+  extra evaluation sets are added. Decoded arrays (Fashion-MNIST) are cached in memory.
+  """
   from cnn_jax.data import imagenet
-
-  builder = prepare(config)
-  if ds_info.name == "image_folder":
+  builder, extra_builders = _prepare(config)
+  ds_info = info(config.dataset)
+  if not ds_info.num_classes:  # image_folder: classes counted on prepare
     ds_info = dataclasses.replace(ds_info,
                                   num_classes=builder.info.features["label"].num_classes)
-  mean = ds_info.mean or model_spec.mean
-  std = ds_info.std or model_spec.std
-  common = dict(size=config.image_size, mean=mean, std=std,
-                method=model_spec.interpolation, crop_fraction=model_spec.crop_fraction)
-  train_pre = imagenet.train_preprocess(
-      augment.get(config.augment), augment_kwargs={
-          "randaugment_layers": config.get("randaugment_layers", 2),
-          "randaugment_magnitude": config.get("randaugment_magnitude", 10.0)}, **common)
-  protocol = config.get("eval_protocol", "center")
-  scales = config.get("eval_scales", None)
-  local_train = config.batch_size // process_count
+  mean, std = ds_info.mean or model_spec.mean, ds_info.std or model_spec.std
+  read = dict(process_index=process_index, process_count=process_count)
+  batch_fn = None
+  if ds_info.jpeg:
+    read.update(cache=False, decoders=imagenet.skip_decoding())
+    mixup, cutmix = config.get("mixup_alpha", 0.0), config.get("cutmix_alpha", 0.0)
+    if mixup > 0 or cutmix > 0:
+      batch_fn = functools.partial(augment.mix_batch, mixup_alpha=mixup, cutmix_alpha=cutmix)
   split = train_split(config, ds_info)
   num_train = builder.info.splits[split].num_examples
-  mixup, cutmix = config.get("mixup_alpha", 0.0), config.get("cutmix_alpha", 0.0)
-  batch_fn = None
-  if mixup > 0 or cutmix > 0:
-    batch_fn = functools.partial(augment.mix_batch, mixup_alpha=mixup, cutmix_alpha=cutmix)
+  local_train = config.batch_size // process_count
+  train_pre = ds_info.kind.train_preprocess(config, ds_info, model_spec, mean, std)
 
   def train_fn(start_step):
     return train_stream(builder, split, train_pre, local_batch_size=local_train,
-                        seed=config.seed, start_step=start_step, process_index=process_index,
-                        process_count=process_count, shuffle_buffer=config.shuffle_buffer,
-                        prefetch=config.prefetch, cache=False,
-                        decoders=imagenet.skip_decoding(), batch_fn=batch_fn,
-                        seed_per_epoch=True)
+                        seed=config.seed, start_step=start_step,
+                        shuffle_buffer=config.shuffle_buffer, prefetch=config.prefetch,
+                        batch_fn=batch_fn, seed_per_epoch=ds_info.jpeg, **read)
 
-  def eval_input(b, split, info_: DatasetInfo):
-    local_eval = _local_eval_batch(config, process_count, b.info.splits[split].num_examples,
-                                   f"the {split} split of {info_.name}")
-    pre = imagenet.eval_preprocess(protocol=protocol, scales=scales, label_key=info_.label_key,
-                                   num_classes=info_.num_classes, **common)
+  def eval_input(b, eval_info: DatasetInfo):
+    """(Split, iterator fn, class subset or None) of `eval_info`'s eval split; the dataset
+    is built once, so a cached split is decoded once for every evaluation."""
+    split = eval_info.eval_split
+    max_examples = config.get("eval_max_examples", -1)
+    local_eval = local_eval_batch(config.eval_batch_size, b.info.splits[split].num_examples,
+                                  process_count=process_count, max_examples=max_examples,
+                                  what=f"the {split} split of {eval_info.name}")
+    pre = ds_info.kind.eval_preprocess(config, eval_info, model_spec, mean, std)
     ds, split_info = eval_batches(b, split, pre, local_batch_size=local_eval,
-                                  process_index=process_index, process_count=process_count,
-                                  cache=False, decoders=imagenet.skip_decoding(),
-                                  max_examples=config.get("eval_max_examples", -1))
-    return split_info, ds.as_numpy_iterator
+                                  max_examples=max_examples, **read)
+    subset = (imagenet.class_subset(b, split, eval_info.label_key)
+              if eval_info.class_subset else None)
+    return split_info, ds.as_numpy_iterator, subset
 
-  eval_split, eval_fn = eval_input(builder, ds_info.eval_split, ds_info)
-  extra = {}
-  for name in extra_eval_names(config):
-    extra_info = info(name)
-    b = dataset_builder(name, config, build=False)
-    split_info, fn = eval_input(b, extra_info.eval_split, extra_info)
-    subset = (imagenet.class_subset(b, extra_info.eval_split, extra_info.label_key)
-              if extra_info.class_subset else None)
-    extra[name] = (split_info, fn, subset)
+  eval_split, eval_fn, _ = eval_input(builder, ds_info)
+  # ImageNet's evaluation sets: no use to a model of decoded arrays (Fashion-MNIST's 1 channel).
+  extra = ({name: eval_input(b, info(name)) for name, b in extra_builders.items()}
+           if ds_info.jpeg else {})
   train = Split(num_train, local_train, num_train // config.batch_size)
   return Input(ds_info, builder, train, eval_split, train_fn, eval_fn, extra)

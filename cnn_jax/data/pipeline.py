@@ -99,6 +99,25 @@ def train_stream(builder, split: str, preprocess: Callable, *, local_batch_size:
   return iter(ds.as_numpy_iterator())
 
 
+def local_eval_batch(eval_batch_size: int, num_examples: int, *, process_count: int,
+                     max_examples: int, what: str) -> int:
+  """Per-process eval batch, no larger than the split (or its first `max_examples`) needs,
+  rounded up to the local devices: a 10k-image split is not padded to a 16k batch, nor a
+  smoke run's 64 images to 1000. A shrunk batch is logged, naming the split (`what`)."""
+  import logging
+
+  import jax
+  local = eval_batch_size // process_count
+  total = min(num_examples, max_examples) if max_examples > 0 else num_examples
+  devices = jax.local_device_count()
+  needed = -(-max(total, 1) // process_count)
+  shrunk = min(local, -(-needed // devices) * devices)
+  if shrunk < local:
+    logging.info("eval batch %d instead of eval_batch_size=%d: %s has %d examples to "
+                 "evaluate", shrunk * process_count, eval_batch_size, what, total)
+  return shrunk
+
+
 def eval_batches(builder, split: str, preprocess: Callable, *, local_batch_size: int,
                  process_index: int, process_count: int, cache: bool = True, decoders=None,
                  max_examples: int = -1):

@@ -343,8 +343,8 @@ def _train_and_evaluate(config, workdir: str, source: str, preemption: _Preempti
     from cnn_jax.cli import UsageError
     n, devices = input_pipeline.train.num_examples, jax.device_count()
     raise UsageError(
-        f"the {data.train_split(config, ds_info)} split of {config.dataset} has {n} examples, fewer than "
-        f"the global batch_size={config.batch_size}, so an epoch has no step; set "
+        f"the {data.train_split(config, ds_info)} split of {config.dataset} has {n} "
+        f"examples, fewer than the global batch_size={config.batch_size}, so an epoch has no step; set "
         f"--config.batch_size to at most {max(n // devices * devices, devices)}")
   total_steps = total_train_steps(config, steps_per_epoch)
   os.makedirs(workdir, exist_ok=True)
