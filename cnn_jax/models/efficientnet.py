@@ -16,39 +16,28 @@ index to 0.2 (the rule of the reference code and torchvision: block b of N drops
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import math
-from typing import Any
 
 import flax.linen as nn
 import jax
-import jax.numpy as jnp
 
-from cnn_jax.layers import ClassifierHead, ConvNormAct, InvertedResidual, make_divisible
+from cnn_jax.layers import ClassifierHead
+from cnn_jax.layers.mobile import (InvertedResidual, MobileNetBase, MobileStage,
+                                   make_divisible)
 from cnn_jax.models.registry import register
 
-
-@dataclasses.dataclass(frozen=True)
-class MBConvStage:
-  """One row of Table 1: expansion, kernel, stride of the first block, output width, repeats."""
-  expand_ratio: int
-  kernel_size: int
-  strides: int
-  features: int
-  repeats: int
-
-
 # Table 1 of the paper (EfficientNet-B0), stages 2-8 between the 3x3/2 stem conv with 32
-# channels and the 1x1 conv to 1280.
+# channels and the 1x1 conv to 1280: MBConv<t>, k<kernel>, #channels, #layers, and the
+# stride of each stage's first block (the resolution column). Every MBConv has SE.
 B0_STAGES = (
-    MBConvStage(1, 3, 1, 16, 1),
-    MBConvStage(6, 3, 2, 24, 2),
-    MBConvStage(6, 5, 2, 40, 2),
-    MBConvStage(6, 3, 2, 80, 3),
-    MBConvStage(6, 5, 1, 112, 3),
-    MBConvStage(6, 5, 2, 192, 4),
-    MBConvStage(6, 3, 1, 320, 1),
+    MobileStage(kernel_size=3, expansion=1, features=16,  repeats=1, strides=1, se=True),
+    MobileStage(kernel_size=3, expansion=6, features=24,  repeats=2, strides=2, se=True),
+    MobileStage(kernel_size=5, expansion=6, features=40,  repeats=2, strides=2, se=True),
+    MobileStage(kernel_size=3, expansion=6, features=80,  repeats=3, strides=2, se=True),
+    MobileStage(kernel_size=5, expansion=6, features=112, repeats=3, strides=1, se=True),
+    MobileStage(kernel_size=5, expansion=6, features=192, repeats=4, strides=2, se=True),
+    MobileStage(kernel_size=3, expansion=6, features=320, repeats=1, strides=1, se=True),
 )
 B0_STEM, B0_HEAD = 32, 1280
 
@@ -74,40 +63,25 @@ def round_repeats(repeats: int, depth_coefficient: float) -> int:
   return int(math.ceil(depth_coefficient * repeats))
 
 
-class EfficientNet(nn.Module):
+class EfficientNet(MobileNetBase):
   width_coefficient: float = 1.0
   depth_coefficient: float = 1.0
   num_classes: int = 1000
   dropout_rate: float = 0.2
   drop_path_rate: float = 0.2  # stochastic depth "survival probability 0.8" (Sec. 5.2)
   se_ratio: float = 0.25
-  padding: Any = None
-  bn_momentum: float = 0.9
-  bn_epsilon: float = 1e-5
-  dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
-    conv_block = functools.partial(ConvNormAct, act=nn.silu, padding=self.padding,
-                                   bn_momentum=self.bn_momentum,
-                                   bn_epsilon=self.bn_epsilon, dtype=self.dtype)
+    conv_block = self.conv_block(act=nn.silu)
     width = functools.partial(round_filters, width_coefficient=self.width_coefficient)
-    x = conv_block(width(B0_STEM), 3, 2, name="stem_conv")(x, train)
-    self.sow("intermediates", "stem", x)
-    blocks = [(stage, j == 0)
-              for stage in B0_STAGES
-              for j in range(round_repeats(stage.repeats, self.depth_coefficient))]
-    strides = [stage.strides if first else 1 for stage, first in blocks]
-    for i, (stage, first) in enumerate(blocks):
-      in_features = x.shape[-1]
-      x = InvertedResidual(
-          width(stage.features), in_features * stage.expand_ratio, stage.kernel_size,
-          strides[i], act=nn.silu, se_ratio=self.se_ratio, se_from_input=True,
-          se_act=nn.silu, se_gate=nn.sigmoid,
-          drop_path_rate=self.drop_path_rate * i / len(blocks),
-          conv_block=conv_block, dtype=self.dtype, name=f"block{i + 1}")(x, train)
-      if i + 1 == len(blocks) or strides[i + 1] > 1:  # last block at this stride
-        self.sow("intermediates", f"stage{1 + sum(s > 1 for s in strides[:i + 1])}", x)
+    x = self.stem(x, width(B0_STEM), train, act=nn.silu)
+    block = functools.partial(InvertedResidual, se_from_input=True, se_act=nn.silu,
+                              se_gate=nn.sigmoid, conv_block=conv_block, dtype=self.dtype)
+    x = self.stages(
+        x, B0_STAGES, train, block=block, act=nn.silu, width=width,
+        repeats=functools.partial(round_repeats, depth_coefficient=self.depth_coefficient),
+        se_ratio=self.se_ratio, drop_path_rate=self.drop_path_rate)
     x = conv_block(width(B0_HEAD), 1, name="head_conv")(x, train)
     return ClassifierHead(self.num_classes, self.dropout_rate, dtype=self.dtype,
                           name="head")(x, train)

@@ -1,8 +1,9 @@
 """MobileNet v1 (Howard et al. 2017), v2 (Sandler et al. 2018) and v3 (Howard et al. 2019).
 
-Each version is its paper's layer table as data and one loop over a block from
-cnn_jax/layers/mobile.py. Padding is symmetric (k//2, the torchvision convention the
-reference parameter counts come from); pass `padding='SAME'` for TF-trained weights.
+Each version is its paper's layer table as data (rows of `MobileStage`) and one loop,
+`MobileNetBase.stages`, over a block from cnn_jax/layers/mobile.py. Padding is symmetric
+(k//2, the torchvision convention the reference parameter counts come from); pass
+`padding='SAME'` for TF-trained weights.
 Intermediates: 'stem', then 'stageN' = the last feature map at stride 2**N (a new stage
 starts at every stride-2 block), and 'pre_logits' from the head.
 
@@ -20,37 +21,39 @@ Only `separable` changes the parameters.
 from __future__ import annotations
 
 import functools
-from typing import Any, Sequence
+from typing import Sequence
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from cnn_jax.layers import (ClassifierHead, Conv, ConvNormAct, DepthwiseSeparable,
-                            InvertedResidual, activation, hard_sigmoid, hard_swish,
-                            make_divisible)
+from cnn_jax.layers import ClassifierHead, Conv, activation, hard_sigmoid, hard_swish
+from cnn_jax.layers.mobile import (DepthwiseSeparable, InvertedResidual, MobileNetBase,
+                                   MobileStage, make_divisible, stage_blocks)
 from cnn_jax.models.registry import register
 
 PAPER_V1 = "Howard et al. 2017, arXiv:1704.04861"
 PAPER_V2 = "Sandler et al. 2018, arXiv:1801.04381"
 PAPER_V3 = "Howard et al. 2019, arXiv:1905.02244"
 
+# Table 1 of MobileNet v1: the depthwise separable layers (3x3 depthwise, then 1x1 to
+# `features`) after the 3x3/2 stem conv with 32 channels.
+V1_STAGES = (
+    MobileStage(kernel_size=3, features=64,   strides=1),
+    MobileStage(kernel_size=3, features=128,  strides=2),
+    MobileStage(kernel_size=3, features=128,  strides=1),
+    MobileStage(kernel_size=3, features=256,  strides=2),
+    MobileStage(kernel_size=3, features=256,  strides=1),
+    MobileStage(kernel_size=3, features=512,  strides=2),
+    MobileStage(kernel_size=3, features=512,  strides=1, repeats=5),
+    MobileStage(kernel_size=3, features=1024, strides=2),
+    MobileStage(kernel_size=3, features=1024, strides=1),
+)
+# The 13 layers as (output channels, stride), the form Table 4's arithmetic reads.
+V1_LAYERS = tuple((row.features, stride) for row, stride in stage_blocks(V1_STAGES))
 
-def _sow_stages(module: nn.Module, x: jax.Array, index: int, strides: Sequence[int]) -> None:
-  """Sows block `index`'s output as 'stageN' (N = log2 of its stride, the stem's 2
-  included) when it is the last block at that stride."""
-  if index + 1 == len(strides) or strides[index + 1] > 1:
-    level = 1 + sum(s > 1 for s in strides[:index + 1])
-    module.sow("intermediates", f"stage{level}", x)
 
-
-# Table 1 of MobileNet v1: (output channels, stride) of the 13 depthwise separable layers
-# after the 3x3/2 stem conv with 32 channels.
-V1_LAYERS = ((64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2),
-             (512, 1), (512, 1), (512, 1), (512, 1), (512, 1), (1024, 2), (1024, 1))
-
-
-class MobileNetV1(nn.Module):
+class MobileNetV1(MobileNetBase):
   """`width_multiplier` is the paper's alpha (Sec. 3.3): width = max(int(c * alpha), 8).
 
   `act` is 'relu' (the paper, Fig. 3) or 'relu6' (the TF / Keras release).
@@ -62,40 +65,35 @@ class MobileNetV1(nn.Module):
   width_multiplier: float = 1.0
   act: str = "relu"
   dropout_rate: float = 0.0
-  padding: Any = None
-  bn_momentum: float = 0.9
-  bn_epsilon: float = 1e-5
-  dtype: Any = jnp.float32
   separable: bool = True
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
     act = activation(self.act)
-    conv_block = functools.partial(ConvNormAct, act=act, padding=self.padding,
-                                   bn_momentum=self.bn_momentum,
-                                   bn_epsilon=self.bn_epsilon, dtype=self.dtype)
+    conv_block = self.conv_block(act=act)
     width = lambda c: max(int(c * self.width_multiplier), 8)
-    x = conv_block(width(32), 3, 2, name="stem_conv")(x, train)
-    self.sow("intermediates", "stem", x)
-    strides = [s for _, s in V1_LAYERS]
-    for i, (features, stride) in enumerate(V1_LAYERS):
-      if self.separable:
-        x = DepthwiseSeparable(width(features), stride, act=act, conv_block=conv_block,
-                               name=f"block{i + 1}")(x, train)
-      else:
-        x = conv_block(width(features), 3, stride, name=f"block{i + 1}")(x, train)
-      _sow_stages(self, x, i, strides)
+    x = self.stem(x, width(32), train, act=act)
+    block = (functools.partial(DepthwiseSeparable, conv_block=conv_block) if self.separable
+             else conv_block)
+    x = self.stages(x, V1_STAGES, train, block=block, act=act, width=width)
     return ClassifierHead(self.num_classes, self.dropout_rate, dtype=self.dtype,
                           name="head")(x, train)
 
 
-# Table 2 of MobileNet v2: (expansion t, output channels c, repeats n, first stride s),
-# after the 3x3/2 stem conv with 32 channels; a 1x1 conv to 1280 follows.
-V2_LAYERS = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2),
-             (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1))
+# Table 2 of MobileNet v2: expansion t, output channels c, repeats n, first stride s; after
+# the 3x3/2 stem conv with 32 channels, a 1x1 conv to 1280 follows.
+V2_STAGES = (
+    MobileStage(kernel_size=3, expansion=1, features=16,  repeats=1, strides=1),
+    MobileStage(kernel_size=3, expansion=6, features=24,  repeats=2, strides=2),
+    MobileStage(kernel_size=3, expansion=6, features=32,  repeats=3, strides=2),
+    MobileStage(kernel_size=3, expansion=6, features=64,  repeats=4, strides=2),
+    MobileStage(kernel_size=3, expansion=6, features=96,  repeats=3, strides=1),
+    MobileStage(kernel_size=3, expansion=6, features=160, repeats=3, strides=2),
+    MobileStage(kernel_size=3, expansion=6, features=320, repeats=1, strides=1),
+)
 
 
-class MobileNetV2(nn.Module):
+class MobileNetV2(MobileNetBase):
   """Inverted residuals with linear bottlenecks, ReLU6, widths divisible by 8 (Sec. 4).
 
   Fig. 6's ablations, both True in the paper's network and neither changing the
@@ -105,107 +103,82 @@ class MobileNetV2(nn.Module):
   num_classes: int = 1000
   width_multiplier: float = 1.0
   dropout_rate: float = 0.2  # torchvision / TF-slim classifier dropout
-  padding: Any = None
-  bn_momentum: float = 0.9
-  bn_epsilon: float = 1e-5
-  dtype: Any = jnp.float32
   linear_bottleneck: bool = True
   residual: bool = True
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
-    conv_block = functools.partial(ConvNormAct, act=jax.nn.relu6, padding=self.padding,
-                                   bn_momentum=self.bn_momentum,
-                                   bn_epsilon=self.bn_epsilon, dtype=self.dtype)
+    conv_block = self.conv_block(act=jax.nn.relu6)
     width = lambda c: make_divisible(c * self.width_multiplier, 8)
-    x = conv_block(width(32), 3, 2, name="stem_conv")(x, train)
-    self.sow("intermediates", "stem", x)
-    blocks = [(t, width(c), s if j == 0 else 1)
-              for t, c, n, s in V2_LAYERS for j in range(n)]
-    strides = [s for _, _, s in blocks]
-    for i, (t, features, stride) in enumerate(blocks):
-      # Hidden width t * input channels, unrounded, as in the reference code.
-      expanded = int(round(x.shape[-1] * t))
-      x = InvertedResidual(features, expanded, 3, stride, act=jax.nn.relu6,
-                           conv_block=conv_block, dtype=self.dtype,
-                           project_act=None if self.linear_bottleneck else jax.nn.relu6,
-                           residual=self.residual, name=f"block{i + 1}")(x, train)
-      _sow_stages(self, x, i, strides)
+    x = self.stem(x, width(32), train, act=jax.nn.relu6)
+    block = functools.partial(
+        InvertedResidual, conv_block=conv_block, dtype=self.dtype, residual=self.residual,
+        project_act=None if self.linear_bottleneck else jax.nn.relu6)
+    x = self.stages(x, V2_STAGES, train, block=block, act=jax.nn.relu6, width=width)
     # The last conv is never thinned below 1280 (Sec. 6.1).
     x = conv_block(max(1280, width(1280)), 1, name="head_conv")(x, train)
     return ClassifierHead(self.num_classes, self.dropout_rate, dtype=self.dtype,
                           name="head")(x, train)
 
 
-# Tables 1 and 2 of MobileNet v3: (kernel, expanded width, output width, SE, activation,
-# stride) per bneck layer, after a 3x3/2 stem conv with 16 channels and h-swish.
+# Tables 1 and 2 of MobileNet v3: kernel, "exp size", #out, SE, NL, s per bneck layer,
+# after a 3x3/2 stem conv with 16 channels and h-swish. NL: RE = ReLU, HS = h-swish.
+RE, HS = nn.relu, hard_swish
 V3_LARGE = (
-    (3, 16, 16, False, "relu", 1),
-    (3, 64, 24, False, "relu", 2),
-    (3, 72, 24, False, "relu", 1),
-    (5, 72, 40, True, "relu", 2),
-    (5, 120, 40, True, "relu", 1),
-    (5, 120, 40, True, "relu", 1),
-    (3, 240, 80, False, "hard_swish", 2),
-    (3, 200, 80, False, "hard_swish", 1),
-    (3, 184, 80, False, "hard_swish", 1),
-    (3, 184, 80, False, "hard_swish", 1),
-    (3, 480, 112, True, "hard_swish", 1),
-    (3, 672, 112, True, "hard_swish", 1),
-    (5, 672, 160, True, "hard_swish", 2),
-    (5, 960, 160, True, "hard_swish", 1),
-    (5, 960, 160, True, "hard_swish", 1),
+    MobileStage(kernel_size=3, hidden=16,  features=16,  se=False, act=RE, strides=1),
+    MobileStage(kernel_size=3, hidden=64,  features=24,  se=False, act=RE, strides=2),
+    MobileStage(kernel_size=3, hidden=72,  features=24,  se=False, act=RE, strides=1),
+    MobileStage(kernel_size=5, hidden=72,  features=40,  se=True,  act=RE, strides=2),
+    MobileStage(kernel_size=5, hidden=120, features=40,  se=True,  act=RE, strides=1),
+    MobileStage(kernel_size=5, hidden=120, features=40,  se=True,  act=RE, strides=1),
+    MobileStage(kernel_size=3, hidden=240, features=80,  se=False, act=HS, strides=2),
+    MobileStage(kernel_size=3, hidden=200, features=80,  se=False, act=HS, strides=1),
+    MobileStage(kernel_size=3, hidden=184, features=80,  se=False, act=HS, strides=1),
+    MobileStage(kernel_size=3, hidden=184, features=80,  se=False, act=HS, strides=1),
+    MobileStage(kernel_size=3, hidden=480, features=112, se=True,  act=HS, strides=1),
+    MobileStage(kernel_size=3, hidden=672, features=112, se=True,  act=HS, strides=1),
+    MobileStage(kernel_size=5, hidden=672, features=160, se=True,  act=HS, strides=2),
+    MobileStage(kernel_size=5, hidden=960, features=160, se=True,  act=HS, strides=1),
+    MobileStage(kernel_size=5, hidden=960, features=160, se=True,  act=HS, strides=1),
 )
 V3_SMALL = (
-    (3, 16, 16, True, "relu", 2),
-    (3, 72, 24, False, "relu", 2),
-    (3, 88, 24, False, "relu", 1),
-    (5, 96, 40, True, "hard_swish", 2),
-    (5, 240, 40, True, "hard_swish", 1),
-    (5, 240, 40, True, "hard_swish", 1),
-    (5, 120, 48, True, "hard_swish", 1),
-    (5, 144, 48, True, "hard_swish", 1),
-    (5, 288, 96, True, "hard_swish", 2),
-    (5, 576, 96, True, "hard_swish", 1),
-    (5, 576, 96, True, "hard_swish", 1),
+    MobileStage(kernel_size=3, hidden=16,  features=16,  se=True,  act=RE, strides=2),
+    MobileStage(kernel_size=3, hidden=72,  features=24,  se=False, act=RE, strides=2),
+    MobileStage(kernel_size=3, hidden=88,  features=24,  se=False, act=RE, strides=1),
+    MobileStage(kernel_size=5, hidden=96,  features=40,  se=True,  act=HS, strides=2),
+    MobileStage(kernel_size=5, hidden=240, features=40,  se=True,  act=HS, strides=1),
+    MobileStage(kernel_size=5, hidden=240, features=40,  se=True,  act=HS, strides=1),
+    MobileStage(kernel_size=5, hidden=120, features=48,  se=True,  act=HS, strides=1),
+    MobileStage(kernel_size=5, hidden=144, features=48,  se=True,  act=HS, strides=1),
+    MobileStage(kernel_size=5, hidden=288, features=96,  se=True,  act=HS, strides=2),
+    MobileStage(kernel_size=5, hidden=576, features=96,  se=True,  act=HS, strides=1),
+    MobileStage(kernel_size=5, hidden=576, features=96,  se=True,  act=HS, strides=1),
 )
 
 
-class MobileNetV3(nn.Module):
+class MobileNetV3(MobileNetBase):
   """h-swish, squeeze-excite after the depthwise conv on the expanded width (Sec. 5).
 
   The head (Sec. 5.1, "efficient last stage"): 1x1 conv-BN-h-swish to 6x the last
   width (960 / 576), global pool, then a 1x1 conv with bias and no BN to `head_features`
   (1280 / 1024), h-swish, dropout, classifier. BatchNorm eps 1e-3 as torchvision / TF.
   """
-  layers: Sequence[tuple[int, int, int, bool, str, int]]
-  head_features: int
+  bn_epsilon: float = 1e-3
+  layers: Sequence[MobileStage] = V3_LARGE
+  head_features: int = 1280
   num_classes: int = 1000
   width_multiplier: float = 1.0
   dropout_rate: float = 0.2
-  padding: Any = None
-  bn_momentum: float = 0.9
-  bn_epsilon: float = 1e-3
-  dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
-    conv_block = functools.partial(ConvNormAct, padding=self.padding,
-                                   bn_momentum=self.bn_momentum,
-                                   bn_epsilon=self.bn_epsilon, dtype=self.dtype)
     width = lambda c: make_divisible(c * self.width_multiplier, 8)
-    x = conv_block(width(16), 3, 2, act=hard_swish, name="stem_conv")(x, train)
-    self.sow("intermediates", "stem", x)
-    strides = [layer[-1] for layer in self.layers]
-    for i, (kernel, expanded, features, se, act, stride) in enumerate(self.layers):
-      act_fn = activation(act)
-      x = InvertedResidual(
-          width(features), width(expanded), kernel, stride, act=act_fn,
-          se_ratio=0.25 if se else 0.0, se_divisor=8, se_gate=hard_sigmoid,
-          conv_block=functools.partial(conv_block, act=act_fn), dtype=self.dtype,
-          name=f"block{i + 1}")(x, train)
-      _sow_stages(self, x, i, strides)
-    x = conv_block(6 * x.shape[-1], 1, act=hard_swish, name="head_conv")(x, train)
+    x = self.stem(x, width(16), train, act=hard_swish)
+    # Squeeze-excite to a quarter of the expanded width, rounded to 8, h-sigmoid gate.
+    block = functools.partial(InvertedResidual, se_divisor=8, se_gate=hard_sigmoid,
+                              conv_block=self.conv_block(), dtype=self.dtype)
+    x = self.stages(x, self.layers, train, block=block, act=RE, width=width, se_ratio=0.25)
+    x = self.conv_block(act=hard_swish)(6 * x.shape[-1], 1, name="head_conv")(x, train)
     x = jnp.mean(x.astype(jnp.float32), axis=(1, 2), keepdims=True).astype(self.dtype)
     x = Conv(width(self.head_features), 1, use_bias=True, dtype=self.dtype,
              name="head_fc")(x)
