@@ -22,7 +22,8 @@ import pytest
 
 from cnn_jax import models
 from cnn_jax.layers import InvertedResidual
-from cnn_jax.layers.inception import bn_inception_module, conv, googlenet_module, max_pool_step
+from cnn_jax.layers.inception import bn_inception_module, googlenet_module
+from cnn_jax.layers.steps import conv, max_pool_step
 from cnn_jax.models import classic as classic_family
 from cnn_jax.models import inception as inception_family
 from cnn_jax.models import mobilenet as mobilenet_family

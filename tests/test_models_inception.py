@@ -8,11 +8,11 @@ import pytest
 
 from cnn_jax import models
 from cnn_jax.layers import ConvNormAct, adaptive_avg_pool
-from cnn_jax.layers.inception import (AuxClassifier, AuxSpec, ConvSpec, InceptionResidual,
-                                      LRNSpec, MixedSpec, ResidualSpec,
-                                      asymmetric_nxn, avg_pool_step, bn_inception_module, conv,
-                                      expanded_split, googlenet_module, inception_reduction_a,
-                                      max_pool_step)
+from cnn_jax.layers.inception import (AuxClassifier, AuxSpec, asymmetric_nxn,
+                                      bn_inception_module, expanded_split, googlenet_module,
+                                      inception_reduction_a)
+from cnn_jax.layers.steps import (ConvSpec, InceptionResidual, LRNSpec, MixedSpec,
+                                  ResidualSpec, avg_pool_step, conv, max_pool_step)
 from cnn_jax.models import summary
 from cnn_jax.models.inception import Inception
 from model_testing import assert_param_count, forward_and_train_step

@@ -8,8 +8,9 @@ import jax.numpy as jnp
 import pytest
 
 from cnn_jax import models
-from cnn_jax.layers.inception import (AuxSpec, ConvSpec, ResidualSpec, conv, scaled_width,
-                                      with_width_multiplier)
+from cnn_jax.layers.inception import AuxSpec
+from cnn_jax.layers.steps import (ConvSpec, ResidualSpec, conv, scaled_width,
+                                  with_width_multiplier)
 from cnn_jax.models import inception as inception_family
 from cnn_jax.models import summary
 from test_models_inception import INCEPTION_PARAMS, INCEPTION_V2_PARAMS
@@ -83,7 +84,7 @@ def test_spec_scaling_rules():
   scaled = with_width_multiplier(block, 0.5)
   assert [[s.features for s in b] for b in scaled.branches] == [[16], [16, 24]]
   assert scaled.scale == 0.17
-  aux = with_width_multiplier(AuxSpec(grid=4, convs=(conv(128),), hidden=1024), 0.25)
+  aux = AuxSpec(grid=4, convs=(conv(128),), hidden=1024).scaled(0.25)
   assert aux.convs[0].features == 32 and aux.hidden == 256
   assert with_width_multiplier(block, 1.0) is block
 

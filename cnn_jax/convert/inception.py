@@ -42,7 +42,7 @@ from cnn_jax.convert.common import (SOURCE_BUILDERS, Converted, SourceWeights, T
                                     flatten_torch_fc, put_conv, put_norm, put_torch_norm,
                                     register, torch_conv_kernel, torch_dense_kernel)
 from cnn_jax.layers.conv import BatchNorm, Conv, resolve_padding
-from cnn_jax.layers.inception import InceptionResidual
+from cnn_jax.layers.steps import InceptionResidual
 from cnn_jax.models.inception import GOOGLENET_AUX_TORCHVISION, GOOGLENET_MODULES
 
 TF_MEAN = TF_STD = (0.5, 0.5, 0.5)  # [0, 1] -> [-1, 1]

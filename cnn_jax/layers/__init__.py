@@ -13,5 +13,9 @@ from cnn_jax.layers.drop import DropPath
 from cnn_jax.layers.residual import SHORTCUTS, BasicBlock, Bottleneck, Shortcut
 from cnn_jax.layers.mobile import DepthwiseSeparable, InvertedResidual, make_divisible
 from cnn_jax.layers.dense import DenseLayer, NormActConv, Transition
-from cnn_jax.layers.classic import INIT_SCHEMES, FullyConnectedClassifier, classic_kernel_init, local_contrast_norm, local_response_norm
-from cnn_jax.layers.inception import AuxClassifier, AuxSpec, ConvSpec, InceptionModule, InceptionResidual, LRNSpec, MixedSpec, PoolSpec, ResidualSpec
+from cnn_jax.layers.mobile import MobileNetBase, MobileStage
+from cnn_jax.layers.classic import (INIT_SCHEMES, FullyConnectedClassifier, classic_kernel_init,
+                                    local_contrast_norm, local_response_norm)
+from cnn_jax.layers.inception import AuxClassifier, AuxSpec
+from cnn_jax.layers.steps import (ConvSpec, InceptionModule, InceptionResidual, LRNSpec,
+                                  MixedSpec, PoolSpec, ResidualSpec, Step, apply_step)

@@ -1,20 +1,8 @@
 """Inception blocks (Szegedy et al. 2014, 2015, 2016; Ioffe & Szegedy 2015), written once.
 
-An Inception block is data: a tuple of *branches*, each a tuple of *steps* run in order,
-whose outputs are concatenated along channels. A step is one of
-
-  `ConvSpec`      the model's conv block (conv+BN+ReLU, or conv+bias+ReLU for GoogLeNet),
-                  any kernel shape (1x7, 7x1, ...), stride and padding; or a linear
-                  depthwise conv (the first half of a separable conv, BN-Inception)
-  `PoolSpec`      max or average pooling with the framework's padding / ceil conventions
-  `LRNSpec`       local response normalisation (GoogLeNet's stem)
-  `MixedSpec`     a nested block: its branches all read the same input and are
-                  concatenated (an Inception module, or the 1x3 / 3x1 split of an
-                  expanded filter bank, Szegedy et al. 2015b Fig. 7)
-  `ResidualSpec`  an Inception-ResNet block: branches -> linear 1x1 projection back to the
-                  input width -> x + scale * projection -> ReLU (Szegedy et al. 2016)
-
-so one interpreter (`apply_step`) runs every version. The paper-figure builders below
+An Inception block is data in the step language of cnn_jax/layers/steps.py: a
+`MixedSpec` (parallel branches of steps, concatenated) or a `ResidualSpec`
+(Inception-ResNet), run by `apply_step`. The paper-figure builders here
 (`googlenet_module`, `bn_inception_module`, `factorised_5x5`, `asymmetric_nxn`,
 `expanded_split`, `grid_reduction`, `inception_reduction_a`) return such data; the
 models in cnn_jax/models/inception.py only write the papers' tables with them.
@@ -27,80 +15,17 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, Callable, Sequence, Union
+from typing import Any, Callable, Sequence
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from cnn_jax.layers.classic import local_response_norm
-from cnn_jax.layers.conv import Conv, PaddingLike
-from cnn_jax.layers.pooling import adaptive_avg_pool, avg_pool, max_pool
+from cnn_jax.layers.pooling import adaptive_avg_pool, avg_pool
+from cnn_jax.layers.steps import (Branch, ConvSpec, MixedSpec, apply_step, avg_pool_step,
+                                  conv, max_pool_step, scaled_width, with_width_multiplier)
 
 Dtype = Any
-
-
-@dataclasses.dataclass(frozen=True)
-class ConvSpec:
-  """A conv step; `padding=None` is symmetric k//2 per dimension, 0 is 'VALID'.
-
-  `depth_multiplier > 0` makes it a depthwise conv with `in_channels * depth_multiplier`
-  outputs and no bias, norm or activation: the first half of a separable convolution
-  (TF-slim's `separable_conv2d`, whose BN and ReLU follow the pointwise conv only).
-  """
-  features: int = 0
-  kernel: int | tuple[int, int] = 1
-  stride: int = 1
-  padding: PaddingLike = None
-  depth_multiplier: int = 0
-
-
-@dataclasses.dataclass(frozen=True)
-class PoolSpec:
-  """A pooling step. `count_include_pad=False` is TF's (and timm's) average pooling."""
-  kind: str = "max"  # max | avg
-  window: int = 3
-  stride: int = 2
-  padding: int = 0
-  ceil_mode: bool = False
-  count_include_pad: bool = True
-
-
-@dataclasses.dataclass(frozen=True)
-class LRNSpec:
-  """Local response normalisation in this library's convention (`local_response_norm`).
-
-  GoogLeNet's Caffe model (bvlc_googlenet) uses local_size 5, alpha 1e-4, beta 0.75 and
-  Caffe's k = 1; Caffe divides alpha by local_size, so here alpha = 1e-4 / 5.
-  """
-  size: int = 5
-  alpha: float = 1e-4 / 5
-  beta: float = 0.75
-  k: float = 1.0
-
-
-Step = Union[ConvSpec, PoolSpec, LRNSpec, "MixedSpec", "ResidualSpec"]
-Branch = tuple  # tuple[Step, ...]
-
-
-@dataclasses.dataclass(frozen=True)
-class MixedSpec:
-  """Parallel branches over one input, concatenated along channels (an Inception module)."""
-  branches: tuple[Branch, ...]
-
-
-@dataclasses.dataclass(frozen=True)
-class ResidualSpec:
-  """An Inception-ResNet block (Szegedy et al. 2016, Figs. 10-13 and 16-19).
-
-  The concatenated branches go through a 1x1 conv "without activation" (with bias, no BN,
-  as in the authors' TF-slim code) back to the input width; the result is multiplied by
-  `scale` (Section 3.3: 0.1-0.3 stabilises training) and added to the input, then ReLU
-  unless `activate=False` (the last block of TF-slim's Inception-ResNet v2).
-  """
-  branches: tuple[Branch, ...]
-  scale: float = 1.0
-  activate: bool = True
 
 
 @dataclasses.dataclass(frozen=True)
@@ -119,24 +44,18 @@ class AuxSpec:
   hidden: int = 0
   dropout_rate: float = 0.0
 
+  def scaled(self, multiplier: float) -> AuxSpec:
+    """This head with its convs and its hidden FC scaled by `multiplier` (as
+    `with_width_multiplier` scales the layout). 1.0 returns the head itself."""
+    if multiplier == 1.0:
+      return self
+    return dataclasses.replace(
+        self, convs=tuple(with_width_multiplier(c, multiplier) for c in self.convs),
+        hidden=scaled_width(self.hidden, multiplier) if self.hidden else 0)
+
 
 # ---------------------------------------------------------------------------------------
 # Builders: the papers' figures as branch data.
-
-def conv(features: int, kernel: int | tuple[int, int] = 1, stride: int = 1,
-         padding: PaddingLike = None) -> ConvSpec:
-  return ConvSpec(features, kernel, stride, padding)
-
-
-def max_pool_step(window: int = 3, stride: int = 2, padding: int = 0,
-                  ceil_mode: bool = False) -> PoolSpec:
-  return PoolSpec("max", window, stride, padding, ceil_mode)
-
-
-def avg_pool_step(window: int = 3, stride: int = 1, padding: int = 1,
-                  count_include_pad: bool = True) -> PoolSpec:
-  return PoolSpec("avg", window, stride, padding, False, count_include_pad)
-
 
 def googlenet_module(n1x1: int, n3x3_reduce: int, n3x3: int, n5x5_reduce: int, n5x5: int,
                      pool_proj: int, kernel_5x5: int = 5) -> MixedSpec:
@@ -225,119 +144,8 @@ def bn_inception_module(n1x1: int, n3x3_reduce: int, n3x3: int, d3x3_reduce: int
       factorised_5x5(d3x3_reduce, d3x3, stride=stride), pool_padding=1)
 
 
-def with_avg_pool_rule(step: Step, count_include_pad: bool) -> Step:
-  """`step` with every average pool inside it (nested branches included) dividing by the
-  full window (`count_include_pad=True`, PyTorch) or by the valid pixels only (False, TF
-  and Keras 'SAME' pooling). The same network in either framework's convention."""
-  if isinstance(step, PoolSpec) and step.kind == "avg":
-    return dataclasses.replace(step, count_include_pad=count_include_pad)
-  if isinstance(step, (MixedSpec, ResidualSpec)):
-    branches = tuple(tuple(with_avg_pool_rule(s, count_include_pad) for s in branch)
-                     for branch in step.branches)
-    return dataclasses.replace(step, branches=branches)
-  return step
-
-
-def scaled_width(features: int, multiplier: float) -> int:
-  """`features` x `multiplier`, rounded, at least 1 (as ClassicNet's width_multiplier)."""
-  return max(1, round(features * multiplier))
-
-
-def with_width_multiplier(step: Step | AuxSpec, multiplier: float) -> Step | AuxSpec:
-  """`step` with every conv width inside it (nested branches included) scaled by
-  `multiplier` (`scaled_width`); an `AuxSpec` has its convs and its hidden FC scaled.
-
-  A depthwise conv keeps its `depth_multiplier` (its width follows its input), and a
-  `ResidualSpec`'s projection back to the input width is built from the input, so a
-  scaled Inception-ResNet block still adds matching shapes. 1.0 returns `step` itself.
-  """
-  if multiplier == 1.0:
-    return step
-  if isinstance(step, ConvSpec):
-    if step.depth_multiplier:
-      return step
-    return dataclasses.replace(step, features=scaled_width(step.features, multiplier))
-  if isinstance(step, (MixedSpec, ResidualSpec)):
-    branches = tuple(tuple(with_width_multiplier(s, multiplier) for s in branch)
-                     for branch in step.branches)
-    return dataclasses.replace(step, branches=branches)
-  if isinstance(step, AuxSpec):
-    return dataclasses.replace(
-        step, convs=tuple(with_width_multiplier(c, multiplier) for c in step.convs),
-        hidden=scaled_width(step.hidden, multiplier) if step.hidden else 0)
-  return step
-
-
 # ---------------------------------------------------------------------------------------
-# Modules.
-
-def _pool(x: jax.Array, spec: PoolSpec) -> jax.Array:
-  if spec.kind == "max":
-    return max_pool(x, spec.window, spec.stride, spec.padding, spec.ceil_mode)
-  if spec.kind == "avg":
-    return avg_pool(x, spec.window, spec.stride, spec.padding, spec.ceil_mode,
-                    spec.count_include_pad)
-  raise ValueError(f"unknown pool kind {spec.kind!r}; choose max or avg")
-
-
-def apply_step(step: Step, x: jax.Array, train: bool, conv_block: Callable, name: str,
-               dtype: Dtype = jnp.float32) -> jax.Array:
-  """Runs one step; call it inside a module's `@nn.compact` method, which owns the new
-  submodule `name` (a conv, an `InceptionModule` or an `InceptionResidual`)."""
-  if isinstance(step, ConvSpec):
-    if step.depth_multiplier:
-      c = x.shape[-1]
-      return Conv(c * step.depth_multiplier, step.kernel, step.stride, step.padding,
-                  groups=c, dtype=dtype, name=name)(x)
-    return conv_block(step.features, step.kernel, step.stride, step.padding, name=name)(x, train)
-  if isinstance(step, PoolSpec):
-    return _pool(x, step)
-  if isinstance(step, LRNSpec):
-    return local_response_norm(x, step.size, step.alpha, step.beta, step.k)
-  if isinstance(step, MixedSpec):
-    return InceptionModule(step.branches, conv_block, dtype, name=name)(x, train)
-  if isinstance(step, ResidualSpec):
-    return InceptionResidual(step.branches, conv_block, step.scale, step.activate, dtype,
-                             name=name)(x, train)
-  raise TypeError(f"not an Inception step: {step!r}")
-
-
-class InceptionModule(nn.Module):
-  """Branches over the same input, concatenated along channels (all Inception versions).
-
-  Submodules are named `branch{i}_{j}` (branch i, step j), a nested split `branch{i}_{j}`
-  as well; pooling steps have no parameters.
-  """
-  branches: tuple[Branch, ...]
-  conv_block: Callable
-  dtype: Dtype = jnp.float32
-
-  @nn.compact
-  def __call__(self, x: jax.Array, train: bool) -> jax.Array:
-    outs = []
-    for i, branch in enumerate(self.branches):
-      y = x
-      for j, step in enumerate(branch):
-        y = apply_step(step, y, train, self.conv_block, f"branch{i}_{j}", self.dtype)
-      outs.append(y)
-    return jnp.concatenate(outs, axis=-1)
-
-
-class InceptionResidual(nn.Module):
-  """x + scale * proj(concat(branches(x))), then ReLU (see `ResidualSpec`)."""
-  branches: tuple[Branch, ...]
-  conv_block: Callable
-  scale: float = 1.0
-  activate: bool = True
-  dtype: Dtype = jnp.float32
-
-  @nn.compact
-  def __call__(self, x: jax.Array, train: bool) -> jax.Array:
-    y = InceptionModule(self.branches, self.conv_block, self.dtype, name="branches")(x, train)
-    y = Conv(x.shape[-1], 1, use_bias=True, dtype=self.dtype, name="proj")(y)
-    x = x + self.scale * y
-    return nn.relu(x) if self.activate else x
-
+# The auxiliary head.
 
 class AuxClassifier(nn.Module):
   """Auxiliary classifier on an intermediate map (see `AuxSpec`).

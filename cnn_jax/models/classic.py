@@ -3,8 +3,9 @@
 Papers: Krizhevsky, Sutskever & Hinton 2012 (AlexNet); Zeiler & Fergus 2013,
 arXiv:1311.2901 (ZFNet); Simonyan & Zisserman 2014, arXiv:1409.1556 (VGG).
 
-Each network is one list of layers, read from the paper's figure or table, wired by one
-loop in `ClassicNet`. VGG's configurations A..E are Table 1 column by column.
+Each network is one list of layers, read from the paper's figure or table in the step
+language of cnn_jax/layers/steps.py (shared with the Inception family), wired by one loop
+in `ClassicNet`. VGG's configurations A..E are Table 1 column by column.
 
 Input sizes: the FC layers fix the training crop (227 for AlexNet, 224 otherwise;
 `min_input_size` in the registry is the smallest input whose last map still covers fc6).
@@ -18,7 +19,6 @@ Section 3.1, Fig. 1), same parameters; the default 'relu' is every paper's netwo
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 from typing import Any, Sequence
 
@@ -26,44 +26,25 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from cnn_jax.layers import (ConvNormAct, FullyConnectedClassifier, activation,
-                            classic_kernel_init, local_contrast_norm, local_response_norm,
-                            max_pool)
+from cnn_jax.layers import ConvNormAct, FullyConnectedClassifier, activation, classic_kernel_init
+from cnn_jax.layers.steps import (ConvSpec, LRNSpec, PoolSpec, Step, apply_step, max_pool_step,
+                                  with_width_multiplier, without_paper_bias)
 from cnn_jax.models.registry import register
 
-
-@dataclasses.dataclass(frozen=True)
-class ConvSpec:
-  """A convolution followed by the net's `act` (ReLU); `paper_bias` is its initial bias
-  under 'paper' init."""
-  features: int
-  kernel: int = 3
-  stride: int = 1
-  padding: int | None = None  # None: k//2 on each side
-  groups: int = 1
-  paper_bias: float = 0.0
-
-
-@dataclasses.dataclass(frozen=True)
-class MaxPool:
-  window: int = 3
-  stride: int = 2
-  ceil_mode: bool = False
-
-
-LRN = "lrn"                      # local_response_norm, AlexNet's constants
-CONTRAST_NORM = "contrast_norm"  # local_contrast_norm, ZFNet
-NORMS = {LRN: local_response_norm, CONTRAST_NORM: local_contrast_norm}
+LRN = LRNSpec()                              # AlexNet's LRN and constants (Section 3.3)
+CONTRAST_NORM = LRNSpec(subtract_mean=True)  # ZFNet's contrast normalisation (Figure 3)
 
 
 class ClassicNet(nn.Module):
-  """Runs `layers` in order, then `FullyConnectedClassifier`.
+  """Runs `layers` (steps of cnn_jax/layers/steps.py) in order, then
+  `FullyConnectedClassifier`.
 
-  Each max-pool ends a stage: its output is sown as 'stage1', 'stage2', ...
+  Convs are named conv1, conv2, ... in order. Each pool ends a stage: its output is sown
+  as 'stage1', 'stage2', ...
   `batch_norm` adds BatchNorm between each conv (keeping its bias) and its ReLU, as
   torchvision's vgg*_bn. `weight_init` (not `init`: that is Flax's method) is one of
   'paper' | 'glorot' | 'he' (`cnn_jax.layers.classic.classic_kernel_init`); biases are 0
-  except `paper_bias` and `fc_hidden_bias` under 'paper'.
+  except each conv's `paper_bias` and `fc_hidden_bias` under 'paper'.
 
   `width_multiplier` scales every conv's `features` (rounded, at least 1), for CPU-scale
   ablation studies; the FC widths are `fc_features`. The default 1.0 is the paper's net.
@@ -73,7 +54,7 @@ class ClassicNet(nn.Module):
   al. 2012, Section 3.1: ReLUs reach 25% CIFAR-10 training error six times faster). Any
   name of `cnn_jax.layers.ACTIVATIONS` is accepted; none changes the parameters.
   """
-  layers: Sequence[Any]
+  layers: Sequence[Step]
   num_classes: int = 1000
   fc_window: int = 7               # side of the last map that fc6 covers
   fc_features: Sequence[int] = (4096, 4096)
@@ -91,24 +72,18 @@ class ClassicNet(nn.Module):
     paper = self.weight_init == "paper"
     act = activation(self.act)
     conv_init = classic_kernel_init(self.weight_init)
+    conv_block = functools.partial(ConvNormAct, act=act, norm=self.batch_norm,
+                                   use_bias=True, kernel_init=conv_init, dtype=self.dtype)
     num_convs = num_pools = 0
-    for layer in self.layers:
-      if isinstance(layer, ConvSpec):
+    for step in self.layers:
+      if isinstance(step, ConvSpec):
         num_convs += 1
-        features = max(1, round(layer.features * self.width_multiplier))
-        x = ConvNormAct(
-            features, layer.kernel, layer.stride, layer.padding, groups=layer.groups,
-            act=act, norm=self.batch_norm, use_bias=True, kernel_init=conv_init,
-            bias_init=nn.initializers.constant(layer.paper_bias if paper else 0.0),
-            dtype=self.dtype, name=f"conv{num_convs}")(x, train)
-      elif isinstance(layer, MaxPool):
+      step = with_width_multiplier(step if paper else without_paper_bias(step),
+                                   self.width_multiplier)
+      x = apply_step(step, x, train, conv_block, f"conv{num_convs}", self.dtype)
+      if isinstance(step, PoolSpec):
         num_pools += 1
-        x = max_pool(x, layer.window, layer.stride, ceil_mode=layer.ceil_mode)
         self.sow("intermediates", f"stage{num_pools}", x)
-      elif layer in NORMS:
-        x = NORMS[layer](x)
-      else:
-        raise ValueError(f"unknown layer {layer!r}")
     return FullyConnectedClassifier(
         self.num_classes, self.fc_window, self.fc_features, self.dropout_rate,
         dense=self.dense_eval,
@@ -123,29 +98,33 @@ class ClassicNet(nn.Module):
 # layers see both. Section 5: biases of conv2/4/5 and fc6/fc7 start at 1.
 # A 227 px input gives maps 55-27-13-6 (the paper's "224" does not divide).
 ALEXNET = (
-    ConvSpec(96, 11, 4, padding=0), LRN, MaxPool(3, 2),
-    ConvSpec(256, 5, groups=2, paper_bias=1.0), LRN, MaxPool(3, 2),
+    ConvSpec(96, 11, 4, padding=0), LRN, max_pool_step(3, 2),
+    ConvSpec(256, 5, groups=2, paper_bias=1.0), LRN, max_pool_step(3, 2),
     ConvSpec(384, 3),
     ConvSpec(384, 3, groups=2, paper_bias=1.0),
-    ConvSpec(256, 3, groups=2, paper_bias=1.0), MaxPool(3, 2),
+    ConvSpec(256, 3, groups=2, paper_bias=1.0), max_pool_step(3, 2),
 )
 
 # torchvision's single-tower AlexNet (64-192-384-256-256, conv1 padding 2, no LRN).
 # torchvision puts an adaptive 6x6 average pool before fc6 (the identity at 224) and
 # dropout before fc6/fc7 instead of after; neither changes parameters or inference at 224.
 ALEXNET_TORCHVISION = (
-    ConvSpec(64, 11, 4, padding=2), MaxPool(3, 2),
-    ConvSpec(192, 5), MaxPool(3, 2),
-    ConvSpec(384, 3), ConvSpec(256, 3), ConvSpec(256, 3), MaxPool(3, 2),
+    ConvSpec(64, 11, 4, padding=2), max_pool_step(3, 2),
+    ConvSpec(192, 5), max_pool_step(3, 2),
+    ConvSpec(384, 3),
+    ConvSpec(256, 3),
+    ConvSpec(256, 3), max_pool_step(3, 2),
 )
 
 # ZFNet, Figure 3: conv1 7x7/2 (padding 1) and conv2 5x5/2, dense (ungrouped) conv3-5;
 # ReLU, 3/2 max-pool, then contrast normalisation across maps in layers 1-2. The figure's
 # maps 224 -> 110 -> 55 -> 26 -> 13 -> 13 -> 13 -> 6 need ceil-mode pooling (Caffe's).
 ZFNET = (
-    ConvSpec(96, 7, 2, padding=1), MaxPool(3, 2, ceil_mode=True), CONTRAST_NORM,
-    ConvSpec(256, 5, 2, padding=0), MaxPool(3, 2, ceil_mode=True), CONTRAST_NORM,
-    ConvSpec(384, 3), ConvSpec(384, 3), ConvSpec(256, 3), MaxPool(3, 2, ceil_mode=True),
+    ConvSpec(96, 7, 2, padding=1), max_pool_step(3, 2, ceil_mode=True), CONTRAST_NORM,
+    ConvSpec(256, 5, 2, padding=0), max_pool_step(3, 2, ceil_mode=True), CONTRAST_NORM,
+    ConvSpec(384, 3),
+    ConvSpec(384, 3),
+    ConvSpec(256, 3), max_pool_step(3, 2, ceil_mode=True),
 )
 
 # VGG, Table 1: the five blocks of each configuration, written as the table writes them
@@ -173,7 +152,7 @@ def vgg_layers(column: Sequence[Sequence[str]]) -> tuple:
       else:
         kernel, features = entry.removeprefix("conv").split("-")
         layers.append(ConvSpec(int(features), int(kernel)))
-    layers.append(MaxPool(2, 2))
+    layers.append(max_pool_step(2, 2))
   return tuple(layers)
 
 

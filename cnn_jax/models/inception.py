@@ -1,7 +1,8 @@
 """GoogLeNet, BN-Inception, Inception v3 / v4 and Inception-ResNet v1 / v2.
 
 Every version is one `Inception` network running a *layout*: named stages of named steps
-(convs, pools, Inception modules, residual Inception blocks) built from the paper-figure
+(convs, pools, Inception modules, residual Inception blocks: the step language of
+cnn_jax/layers/steps.py, shared with the classic nets) built from the paper-figure
 builders of cnn_jax/layers/inception.py. The layouts below read like the papers' tables.
 
   googlenet              Szegedy et al. 2014, "Going Deeper with Convolutions", Table 1:
@@ -47,12 +48,12 @@ import jax
 import jax.numpy as jnp
 
 from cnn_jax.layers import ClassifierHead, ConvNormAct, he_normal_fan_in, he_normal_fan_out
-from cnn_jax.layers.inception import (AuxClassifier, AuxSpec, ConvSpec, LRNSpec, MixedSpec,
-                                      ResidualSpec, apply_step, asymmetric_nxn,
-                                      avg_pool_step, bn_inception_module, conv,
-                                      expanded_split, factorised_5x5, googlenet_module,
-                                      grid_reduction, inception_reduction_a, max_pool_step,
-                                      with_avg_pool_rule, with_width_multiplier)
+from cnn_jax.layers.inception import (AuxClassifier, AuxSpec, asymmetric_nxn,
+                                      bn_inception_module, expanded_split, factorised_5x5,
+                                      googlenet_module, grid_reduction, inception_reduction_a)
+from cnn_jax.layers.steps import (ConvSpec, LRNSpec, MixedSpec, ResidualSpec, apply_step,
+                                  avg_pool_step, conv, max_pool_step, with_avg_pool_rule,
+                                  with_width_multiplier)
 from cnn_jax.models.registry import INCEPTION_MEAN, INCEPTION_STD, register
 
 
@@ -118,7 +119,7 @@ class Inception(nn.Module):
         x = apply_step(step, x, train, conv_block, name, self.dtype)
         if run_aux and name in self.aux_after:
           i = self.aux_after.index(name) + 1
-          aux_head = with_width_multiplier(self.aux_head, self.width_multiplier)
+          aux_head = self.aux_head.scaled(self.width_multiplier)
           logits = AuxClassifier(self.num_classes, aux_head, conv_block, self.dtype,
                                  name=f"aux_head{i}")(x, train)
           if train:
@@ -149,10 +150,15 @@ GOOGLENET_MODULES = {
 }
 
 
+# The LRN of the paper's Caffe model (bvlc_googlenet): local_size 5, alpha 1e-4, beta
+# 0.75 and Caffe's k = 1; Caffe divides alpha by local_size, so here alpha = 1e-4 / 5.
+GOOGLENET_LRN = LRNSpec(size=5, alpha=1e-4 / 5, beta=0.75, k=1.0)
+
+
 def googlenet_layout(torchvision: bool = False) -> Layout:
   # The paper's Caffe model pools 3x3/2 in ceil mode, so 112 -> 56 -> 28 -> 14 -> 7.
   pool = max_pool_step(3, 2, ceil_mode=True)
-  lrn = () if torchvision else (LRNSpec(),)  # torchvision drops LRN (BN instead)
+  lrn = () if torchvision else (GOOGLENET_LRN,)  # torchvision drops LRN (BN instead)
   k5 = 3 if torchvision else 5
 
   def module(key):
