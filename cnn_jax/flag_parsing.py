@@ -30,3 +30,13 @@ def parse(argv):
     return flags.FLAGS(argv)
   except flags.Error as e:
     sys.exit(f"error: {' '.join(str(e).split())}; see --help")
+
+
+def run(main, required=(), parser=parse) -> None:
+  """Every entry point's start: the process-level settings (`cnn_jax.platform`, before
+  JAX's backend starts), the `required` flags, then absl's `app.run` with `parser`."""
+  from cnn_jax import platform
+  platform.start_process()
+  if required:
+    flags.mark_flags_as_required(list(required))
+  app.run(main, flags_parser=parser)

@@ -12,9 +12,9 @@ import os
 import sys
 import traceback
 
-from absl import app, flags, logging
+from absl import flags, logging
 
-from cnn_jax import cli, platform
+from cnn_jax import cli, flag_parsing, platform
 from cnn_jax.cli import UsageError  # noqa: F401  (re-exported: tests and users)
 
 
@@ -255,9 +255,7 @@ def main(argv) -> None:
 
 
 def run() -> None:
-  platform.start_process()  # the process-level settings, before JAX's backend starts
-  flags.mark_flags_as_required(["config"])
-  app.run(main, flags_parser=cli.parse_flags)
+  flag_parsing.run(main, required=["config"], parser=cli.parse_flags)
 
 
 if __name__ == "__main__":

@@ -27,8 +27,8 @@ Both recipe changes were measured on the base cell (one seed, 2,000 test images)
 learning rate 0.1 and no warm-up it trained unstably (31% train top-1 by step 250, 16.3%
 test top-1); with 0.03 and warm-up it trained to 77% but tested at chance (9.8%),
 because a decay of 0.99 leaves the running BatchNorm statistics ~5% initial values (and
-22% at the mid-run evaluation) after so few steps; with decay 0.9 it tested at 74.5% by
-step 150. At 16-32 px the nets' last maps are 1x1, so resolution acts
+22% at the mid-run evaluation) after so few steps; with decay 0.9 it tested at 74.5% at
+step 150 and 77.3% at step 300. At 16-32 px the nets' last maps are 1x1, so resolution acts
 through the early layers only.
 
 imagenet: Table 7 on TFDS imagenet2012 with configs/efficientnet.py's recipe (RMSProp,

@@ -16,9 +16,9 @@ import os
 import sys
 import traceback
 
-from absl import app, flags
+from absl import flags
 
-from cnn_jax import flag_parsing, platform
+from cnn_jax import flag_parsing
 
 _MODEL = flags.DEFINE_string("model", None, "Registry name, e.g. resnet50.")
 _SOURCE = flags.DEFINE_enum("source", None, ["torchvision", "keras"], "Where the weights come from.")
@@ -111,6 +111,4 @@ def main(argv) -> None:
 
 
 if __name__ == "__main__":
-  platform.start_process()  # the process-level settings, before JAX's backend starts
-  flags.mark_flags_as_required(["model", "source", "weights", "out"])
-  app.run(main, flags_parser=flag_parsing.parse)
+  flag_parsing.run(main, required=["model", "source", "weights", "out"])

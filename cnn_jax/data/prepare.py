@@ -19,7 +19,7 @@ import sys
 
 from absl import app, flags, logging
 
-from cnn_jax import flag_parsing, platform
+from cnn_jax import flag_parsing
 
 _DATASET = flags.DEFINE_string("dataset", "imagenet2012", "Dataset name (cnn_jax.data).")
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "TFDS data_dir; default TFDS's.")
@@ -54,5 +54,4 @@ def main(argv) -> None:
 
 
 if __name__ == "__main__":
-  platform.start_process()  # the process-level settings, before JAX's backend starts
-  app.run(main, flags_parser=flag_parsing.parse)
+  flag_parsing.run(main)

@@ -29,7 +29,7 @@ from absl import app, flags, logging
 from cnn_jax import platform
 from ml_collections import config_flags  # noqa: E402
 
-from cnn_jax import cli  # noqa: E402
+from cnn_jax import cli, flag_parsing  # noqa: E402
 from cnn_jax.cli import UsageError  # noqa: E402
 
 _SEEDS = flags.DEFINE_integer("seeds", 3, "Seeds per cell (0..N-1).", lower_bound=1)
@@ -211,9 +211,7 @@ def main(argv) -> None:
 
 
 def run() -> None:
-  platform.start_process()  # the process-level settings, before JAX's backend starts
-  flags.mark_flags_as_required(["config"])
-  app.run(main, flags_parser=cli.parse_flags)
+  flag_parsing.run(main, required=["config"], parser=cli.parse_flags)
 
 
 if __name__ == "__main__":
