@@ -25,6 +25,14 @@ bounds what decode_and_crop can gain. TF runs with `--threads` intra/inter
 op threads and tf.data with the same number of map threads, so images/s / threads is the
 per-core figure by wall clock; images per CPU-second of the process is printed too, the
 figure that stays meaningful when other jobs share the cores. Reading records from disk is left out (in memory, as a cached dataset).
+
+The colour distortion differs between the two sides: train runs `inception_color` (the
+fused float math, XLA-compiled), naive runs `inception_color_tf` (TF's image ops, as
+TF-slim and most reproductions do; the same random factors). `--color-alone` adds the
+distortion by itself on `--size` px crops (decoded once, cached), fused vs TF ops:
+
+  python experiments/bench_input_pipeline.py --images=100 --seconds=20 \
+      --recipes "inception + colour distortion" --color-alone
 """
 
 from __future__ import annotations
@@ -92,7 +100,7 @@ def naive_inception(image_bytes, rng_seed, size, color: bool, dct: str = ""):
   image = tf.slice(image, begin, crop_size)
   image = ip._resize(tf.cast(image, tf.float32), size, "bilinear")
   image = ip.flip(image, f)
-  return ip.inception_color(image, c) if color else image
+  return ip.inception_color_tf(image, c) if color else image
 
 
 def train_inception(image_bytes, rng_seed, size, color: bool):
@@ -148,6 +156,31 @@ RECIPES = (
     ("resnet_scale + flip", naive_resnet_scale, train_resnet_scale, False),
     ("resnet_scale + flip + PCA", naive_resnet_scale, train_resnet_scale, True),
 )
+
+
+def color_alone(jpegs, size: int, threads: int, rounds: int, seconds: float) -> dict:
+  """The colour distortion by itself on `size` px crops of the JPEGs (decoded, resized and
+  cached first): {"fused": inception_color, "tf_ops": inception_color_tf, "none": the
+  same dataset without it} -> (images/s per thread by wall clock, per CPU-second)."""
+  import tensorflow as tf
+
+  from cnn_jax.data import imagenet_preprocess as ip
+  crops = tf.data.Dataset.from_tensor_slices(jpegs).enumerate().map(
+      lambda i, b: ip.decode_and_inception_crop(b, tf.stack([tf.constant(1, tf.int64), i]),
+                                                size)).cache()
+  fns = {"none": lambda x, s: x, "fused": ip.inception_color, "tf_ops": ip.inception_color_tf}
+  its = {}
+  for name, fn in fns.items():
+    ds = crops.repeat().enumerate().map(
+        lambda i, x, fn=fn: fn(x, tf.stack([tf.constant(0, tf.int64), i])),
+        num_parallel_calls=threads, deterministic=True).batch(32).prefetch(2)
+    options = tf.data.Options()
+    options.threading.private_threadpool_size = threads
+    options.autotune.enabled = False
+    its[name] = iter(ds.with_options(options))
+    for _ in range(3):
+      next(its[name])
+  return measure_rounds(its, rounds, seconds, threads)
 
 
 def broadcast_normalize(image, mean, std):
@@ -206,6 +239,8 @@ def main() -> None:
   parser.add_argument("--recipes", nargs="*", default=None,
                       help="labels of the recipes to run (default all; none: only the "
                            "decode ceiling)")
+  parser.add_argument("--color-alone", action="store_true",
+                      help="also time the colour distortion by itself (fused vs TF ops)")
   parser.add_argument("--photos", nargs="*", default=[],
                       help="JPEG/PNG photographs to cut the test images from, instead of "
                            "synthetic images")
@@ -243,6 +278,13 @@ def main() -> None:
           f"IDCT: {med['train'][1] / med['naive_fast_idct'][1]:.2f}x cpu; vs naive with "
           f"broadcast normalisation: {med['train'][1] / med['naive_broadcast_norm'][1]:.2f}x "
           f"cpu)")
+  if args.color_alone:
+    med = color_alone(jpegs, args.size, args.threads, args.rounds, args.seconds)
+    us = {k: 1e6 / cpu for k, (_, cpu) in med.items()}
+    cost = {k: us[k] - us["none"] for k in ("fused", "tf_ops")}
+    print(f"colour distortion alone: fused {cost['fused']:6.0f} us, TF ops "
+          f"{cost['tf_ops']:6.0f} us of CPU per image (over {us['none']:.0f} us "
+          f"for the cached crop alone); ratio {cost['tf_ops'] / cost['fused']:.2f}x cpu")
   # Where the time goes: decoding alone, at both IDCT settings.
   its = {k: pipeline(functools.partial(decode_only, dct=d), jpegs, 1, args.threads, False)
          for k, d in (("accurate", ""), ("fast", ip.TRAIN_DCT))}

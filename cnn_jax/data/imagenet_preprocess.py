@@ -153,21 +153,35 @@ def pca_lighting(image, rng_seed, sigma: float = 0.1):
   return tf.clip_by_value(tf.nn.bias_add(image, 255.0 * rgb), 0.0, 255.0)
 
 
-def inception_color(image, rng_seed):
-  """Inception's photometric distortions (TF-slim `distort_color`): brightness 32/255,
-  saturation and contrast [0.5, 1.5], hue 0.2, in one of four orders chosen at random,
-  clipped to the valid range once at the end (as TF-slim does: the ops in between see
-  values out of range)."""
+# Inception's photometric distortions (TF-slim `distort_color`): brightness 32/255,
+# saturation and contrast [0.5, 1.5], hue 0.2, in one of four orders chosen at random,
+# clipped to the valid range once at the end (as TF-slim does: the ops in between see
+# values out of range).
+_COLOR_ORDERS = ("bshc", "sbch", "chbs", "hscb")  # TF-slim's four orderings
+
+
+def _color_factors(rng_seed):
+  """(order, brightness delta, saturation factor, hue delta, contrast factor): the draws
+  of tf.image.stateless_random_{brightness, saturation, hue, contrast} for these seeds."""
   tf = _tf()
   order_seed, b, s, h, c = _seeds(rng_seed, 5)
+  u = lambda seed, lo, hi: tf.random.stateless_uniform([], seed, minval=lo, maxval=hi)
+  order = tf.random.stateless_uniform([], order_seed, minval=0, maxval=4, dtype=tf.int32)
+  return order, u(b, -32.0 / 255.0, 32.0 / 255.0), u(s, 0.5, 1.5), u(h, -0.2, 0.2), \
+      u(c, 0.5, 1.5)
+
+
+def inception_color_tf(image, rng_seed):
+  """The distortion with TF's image ops (what TF-slim runs): the reference the fused
+  `inception_color` is tested against, and the naive side of the input benchmark. The
+  same seeds draw the same factors and order as `inception_color`."""
+  tf = _tf()
+  order, b, s, h, c = _color_factors(rng_seed)
   x = image / 255.0
-  ops = {
-      "b": lambda x: tf.image.stateless_random_brightness(x, 32.0 / 255.0, b),
-      "s": lambda x: tf.image.stateless_random_saturation(x, 0.5, 1.5, s),
-      "h": lambda x: tf.image.stateless_random_hue(x, 0.2, h),
-      "c": lambda x: tf.image.stateless_random_contrast(x, 0.5, 1.5, c),
-  }
-  orders = ("bshc", "sbch", "chbs", "hscb")  # TF-slim's four orderings
+  ops = {"b": lambda x: tf.image.adjust_brightness(x, b),
+         "s": lambda x: tf.image.adjust_saturation(x, s),
+         "h": lambda x: tf.image.adjust_hue(x, h),
+         "c": lambda x: tf.image.adjust_contrast(x, c)}
 
   def apply(order):
     def run():
@@ -177,10 +191,220 @@ def inception_color(image, rng_seed):
       return y
     return run
 
-  pick = tf.random.stateless_uniform([], order_seed, minval=0, maxval=4, dtype=tf.int32)
-  x = tf.switch_case(pick, [apply(o) for o in orders])
+  x = tf.switch_case(order, [apply(o) for o in _COLOR_ORDERS])
   x.set_shape(image.shape)
   return tf.clip_by_value(x, 0.0, 1.0) * 255.0
+
+
+# The same four ops as float math on the interleaved pixels, written so that XLA compiles
+# each pass into one vectorised loop over the image (TF's AdjustHue and AdjustSaturation
+# kernels are branchy per-pixel loops). They work on the image flattened to [h * w * 3]:
+# every element computes its own output channel from its pixel's two other channels,
+# which sit at fixed offsets in the flat array (`_per_element`), with one formula for
+# the three channels (the hue is measured from the element's own channel). All four are
+# scale-free (brightness aside: its delta is in the image's units), so the distortion
+# runs on [0, 255] directly. Each matches the tf.image op with the same factor to float
+# rounding, values out of [0, 1] included (TF-slim's intermediate orders produce them):
+#   saturation: HSV with V = max, S = (max - min) / max, S scaled and clamped to [0, 1];
+#     as in TF's kernel, a pixel with max <= 0 has S = 0 and comes out grey at its max.
+#   hue: as in TF's kernel, max and min stay, the middle channel moves; no clamping.
+
+
+def _per_element(flat, fn):
+  """fn(own, next, previous) for every element of a flat interleaved RGB array (at least
+  two pixels), next / previous being the other channels of its pixel (G, B for R; B, R
+  for G; R, G for B). Inside the array they are the elements 1 or 2 places away: plain
+  shifted slices, so the loop stays contiguous; the first and last pixel, whose
+  neighbours would fall off the ends, are done apart."""
+  tf = _tf()
+  n = tf.shape(flat)[0]
+  channel = tf.range(2, n - 2) % 3
+  xm2, xm1, own, xp1, xp2 = (flat[:n - 4], flat[1:n - 3], flat[2:n - 2], flat[3:n - 1],
+                             flat[4:])
+  inner = fn(own, tf.where(channel == 2, xm2, xp1), tf.where(channel == 0, xp2, xm1))
+  ends = tf.concat([flat[:3], flat[n - 3:]], 0)
+  outer = fn(ends, tf.gather(ends, [1, 2, 0, 4, 5, 3]), tf.gather(ends, [2, 0, 1, 5, 3, 4]))
+  return tf.concat([outer[:2], inner, outer[4:]], 0)
+
+
+def _hue_distance(own, nxt, prv, mx, rng, delta):
+  """Distance on the hue circle, in sixths of a turn (0 to 3), between the pixel's hue
+  shifted by delta turns and this element's channel (R at 0, G at 2, B at 4): within 1
+  the channel is the max, beyond 2 the min, linear in between (TF's hv_range_to_rgb)."""
+  tf = _tf()
+  own_max, nxt_max = own >= mx, nxt >= mx
+  num = tf.where(own_max, nxt - prv, tf.where(nxt_max, prv - own, own - nxt))
+  offset = tf.where(own_max, 0.0, tf.where(nxt_max, 2.0, 4.0))
+  # num / rng + offset: the hue measured from this channel, in [-1, 5]. t = that + 6 delta
+  # - 3, the constant taken mod 6 into [-5, 1) so that t is in [-6, 6), where the
+  # circular distance to the channel (to -3 = 3 for t) is ||t| - 3|.
+  shift = tf.math.floormod(6.0 * delta + 2.0, 6.0) - 5.0
+  t = num / tf.maximum(rng, 1e-30) + (offset + shift)
+  return tf.abs(tf.abs(t) - 3.0)
+
+
+def _saturation_fn(factor):
+  """x' = max - k (max - x), k = min(factor, max / (max - min)): S scaled, clamped at 1."""
+  tf = _tf()
+
+  def fn(own, nxt, prv):
+    mx = tf.maximum(own, tf.maximum(nxt, prv))
+    mn = tf.minimum(own, tf.minimum(nxt, prv))
+    k = tf.where(mx > 0, tf.minimum(factor, mx / (mx - mn)), 0.0)
+    return mx - k * (mx - own)
+  return fn
+
+
+def _hue_fn(delta):
+  """x' = min + (max - min) * this channel's fraction at the shifted hue."""
+  tf = _tf()
+
+  def fn(own, nxt, prv):
+    mx = tf.maximum(own, tf.maximum(nxt, prv))
+    mn = tf.minimum(own, tf.minimum(nxt, prv))
+    rng = mx - mn
+    d = _hue_distance(own, nxt, prv, mx, rng, delta)
+    return mn + rng * tf.clip_by_value(2.0 - d, 0.0, 1.0)
+  return fn
+
+
+def _hue_saturation_fn(delta, factor):
+  """Hue then saturation (or saturation then hue: they commute, as hue keeps max and
+  min) in one pass: x' = max - min(factor * (max - min), max) * (1 - fraction)."""
+  tf = _tf()
+
+  def fn(own, nxt, prv):
+    mx = tf.maximum(own, tf.maximum(nxt, prv))
+    rng = mx - tf.minimum(own, tf.minimum(nxt, prv))
+    d = _hue_distance(own, nxt, prv, mx, rng, delta)
+    chroma = tf.where(mx > 0, tf.minimum(factor * rng, mx), 0.0)
+    return mx - chroma * tf.clip_by_value(d - 1.0, 0.0, 1.0)
+  return fn
+
+
+def _flat_brightness(flat, delta):
+  return flat + delta
+
+
+def _flat_contrast(flat, factor):
+  """(x - channel mean) * factor + channel mean (the distortion itself uses TF's kernel,
+  which computes this in one pass; this is the float-math reference)."""
+  tf = _tf()
+  pixels = tf.reshape(flat, [-1, 3])
+  mean = tf.reduce_mean(pixels, axis=0)
+  return tf.reshape((pixels - mean) * factor + mean, [-1])
+
+
+def adjust_brightness(image, delta):
+  """tf.image.adjust_brightness for a float [h, w, 3] image."""
+  return _flat_brightness(_tf().convert_to_tensor(image, _tf().float32), delta)
+
+
+def adjust_contrast(image, factor):
+  """tf.image.adjust_contrast for a float [h, w, 3] image (means over the whole image)."""
+  tf = _tf()
+  image = tf.convert_to_tensor(image, tf.float32)
+  return tf.reshape(_flat_contrast(tf.reshape(image, [-1]), factor), tf.shape(image))
+
+
+def adjust_saturation(image, factor, jit: bool = False):
+  """tf.image.adjust_saturation for a float [h, w, 3] image (at least 2 pixels)."""
+  image = _tf().convert_to_tensor(image, _tf().float32)
+  return _pass(image, 0.0, None, factor, False, jit)
+
+
+def adjust_hue(image, delta, jit: bool = False):
+  """tf.image.adjust_hue for a float [h, w, 3] image (delta in turns; >= 2 pixels)."""
+  image = _tf().convert_to_tensor(image, _tf().float32)
+  return _pass(image, 0.0, delta, None, False, jit)
+
+
+def adjust_hue_saturation(image, delta, factor, jit: bool = False):
+  """adjust_saturation(adjust_hue(image, delta), factor) in one pass."""
+  image = _tf().convert_to_tensor(image, _tf().float32)
+  return _pass(image, 0.0, delta, factor, False, jit)
+
+
+def _flat_pass(hue: bool, saturation: bool, clip: bool):
+  """fn(flat, add, hue delta, saturation factor): one fused pass, + add (a brightness
+  before it), then hue and / or saturation, then the final clip to [0, 255] if `clip`."""
+  tf = _tf()
+
+  def run(flat, add, delta, factor):
+    if hue and saturation:
+      fn = _hue_saturation_fn(delta, factor)
+    elif hue:
+      fn = _hue_fn(delta)
+    else:
+      fn = _saturation_fn(factor)
+    if clip:
+      fn = lambda *x, fn=fn: tf.clip_by_value(fn(*x), 0.0, 255.0)
+    return _per_element(flat + add, fn)
+  return run
+
+
+# Compile the passes with XLA (one vectorised loop each, traced once per mode and image
+# shape); False runs the same math as TF ops (slower than TF's own kernels).
+COLOR_JIT = True
+_JITTED = {}
+# TensorFlow's XLA reads the same XLA_FLAGS as JAX's and aborts the process on a flag it
+# does not know (JAX's XLA is newer). The fused ops compile only when every flag set is
+# one of these, known to both; otherwise TF's own colour ops run (`inception_color_tf`).
+TF_XLA_SAFE_FLAGS = ("--xla_force_host_platform_device_count",
+                     "--xla_cpu_experimental_ynn_fusion_type",
+                     "--xla_backend_optimization_level")
+
+
+def tf_xla_usable(xla_flags: str | None = None) -> bool:
+  """Whether TF's XLA may compile here: XLA_FLAGS holds only `TF_XLA_SAFE_FLAGS`."""
+  import os
+  flags = os.environ.get("XLA_FLAGS", "") if xla_flags is None else xla_flags
+  return all(f.split("=")[0] in TF_XLA_SAFE_FLAGS for f in flags.split())
+
+
+def _pass(image, add, hue, saturation, clip: bool, jit: bool):
+  tf = _tf()
+  if image.shape.num_elements() is not None and image.shape.num_elements() < 6:
+    raise ValueError(f"colour ops need at least 2 pixels, got {image.shape}")
+  mode = (hue is not None, saturation is not None, clip)
+  fn = _flat_pass(*mode)
+  if jit:
+    if mode not in _JITTED:
+      _JITTED[mode] = tf.function(fn, jit_compile=True, autograph=False)
+    fn = _JITTED[mode]
+  scalar = lambda x: tf.convert_to_tensor(0.0 if x is None else x, tf.float32)
+  out = fn(tf.reshape(image, [-1]), scalar(add), scalar(hue), scalar(saturation))
+  return tf.reshape(out, tf.shape(image))
+
+
+def inception_color(image, rng_seed, jit: bool | None = None):
+  """Inception's colour distortion (TF-slim `distort_color`, see `inception_color_tf`)
+  as fused float math on the [0, 255] image: the same factors and order for the same
+  seed, the same result as the TF ops up to float rounding. Adjacent ops are merged, as
+  hue commutes with brightness and with saturation: bshc = (b, h, s), c; sbch = s, c, b,
+  h; chbs = c, b, (h, s); hscb = (h, s), c, b, the parenthesised ones in one XLA pass.
+  Contrast is TF's AdjustContrastv2 kernel: one vectorised pass already (an XLA mean
+  over the image costs ~5x more)."""
+  tf = _tf()
+  if jit is None:
+    if not tf_xla_usable():  # TF's XLA could abort on a JAX-only flag: TF's own ops
+      return inception_color_tf(image, rng_seed)
+    jit = COLOR_JIT
+  image = tf.convert_to_tensor(image, tf.float32)
+  order, brightness, saturation, hue, contrast = _color_factors(rng_seed)
+  b = 255.0 * brightness
+  con = lambda x: tf.image.adjust_contrast(x, contrast)
+  p = lambda x, add=0.0, h=None, s=None, clip=False: _pass(x, add, h, s, clip, jit)
+  clip = lambda x: tf.clip_by_value(x, 0.0, 255.0)
+  branches = [
+      lambda: clip(con(p(image, b, hue, saturation))),
+      lambda: p(con(p(image, s=saturation)), b, h=hue, clip=True),
+      lambda: p(con(image), b, h=hue, s=saturation, clip=True),
+      lambda: clip(con(p(image, h=hue, s=saturation)) + b),
+  ]
+  out = tf.switch_case(order, branches)
+  out.set_shape(image.shape)
+  return out
 
 
 def scaled(value: int, size: int) -> int:
