@@ -21,7 +21,8 @@ from absl import flags
 from cnn_jax import flag_parsing
 
 _MODEL = flags.DEFINE_string("model", None, "Registry name, e.g. resnet50.")
-_SOURCE = flags.DEFINE_enum("source", None, ["torchvision", "keras"], "Where the weights come from.")
+_SOURCE = flags.DEFINE_enum("source", None, ["torchvision", "keras"],
+                            "Where the weights come from.")
 _WEIGHTS = flags.DEFINE_string("weights", None,
                                ".pth/.pt/.safetensors (torchvision) or .keras/.weights.h5 (Keras).")
 _OUT = flags.DEFINE_string("out", None, "New directory for the converted checkpoint.")

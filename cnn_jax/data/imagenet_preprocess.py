@@ -196,14 +196,14 @@ def inception_color_tf(image, rng_seed):
   return tf.clip_by_value(x, 0.0, 1.0) * 255.0
 
 
-# The same four ops as float math on the interleaved pixels, written so that XLA compiles
-# each pass into one vectorised loop over the image (TF's AdjustHue and AdjustSaturation
-# kernels are branchy per-pixel loops). They work on the image flattened to [h * w * 3]:
-# every element computes its own output channel from its pixel's two other channels,
-# which sit at fixed offsets in the flat array (`_per_element`), with one formula for
-# the three channels (the hue is measured from the element's own channel). All four are
-# scale-free (brightness aside: its delta is in the image's units), so the distortion
-# runs on [0, 255] directly. Each matches the tf.image op with the same factor to float
+# Hue and saturation (with a brightness offset folded into the same pass) as float math on
+# the interleaved pixels, written so that XLA compiles each pass into one vectorised loop
+# over the image (TF's AdjustHue and AdjustSaturation kernels are branchy per-pixel
+# loops). They work on the image flattened to [h * w * 3]: every element computes its own
+# output channel from its pixel's two other channels, which sit at fixed offsets in the
+# flat array (`_per_element`), with one formula for the three channels (the hue is
+# measured from the element's own channel). Both are scale-free, so the distortion runs
+# on [0, 255] directly. Each matches the tf.image op with the same factor to float
 # rounding, values out of [0, 1] included (TF-slim's intermediate orders produce them):
 #   saturation: HSV with V = max, S = (max - min) / max, S scaled and clamped to [0, 1];
 #     as in TF's kernel, a pixel with max <= 0 has S = 0 and comes out grey at its max.
@@ -280,31 +280,6 @@ def _hue_saturation_fn(delta, factor):
     chroma = tf.where(mx > 0, tf.minimum(factor * rng, mx), 0.0)
     return mx - chroma * tf.clip_by_value(d - 1.0, 0.0, 1.0)
   return fn
-
-
-def _flat_brightness(flat, delta):
-  return flat + delta
-
-
-def _flat_contrast(flat, factor):
-  """(x - channel mean) * factor + channel mean (the distortion itself uses TF's kernel,
-  which computes this in one pass; this is the float-math reference)."""
-  tf = _tf()
-  pixels = tf.reshape(flat, [-1, 3])
-  mean = tf.reduce_mean(pixels, axis=0)
-  return tf.reshape((pixels - mean) * factor + mean, [-1])
-
-
-def adjust_brightness(image, delta):
-  """tf.image.adjust_brightness for a float [h, w, 3] image."""
-  return _flat_brightness(_tf().convert_to_tensor(image, _tf().float32), delta)
-
-
-def adjust_contrast(image, factor):
-  """tf.image.adjust_contrast for a float [h, w, 3] image (means over the whole image)."""
-  tf = _tf()
-  image = tf.convert_to_tensor(image, tf.float32)
-  return tf.reshape(_flat_contrast(tf.reshape(image, [-1]), factor), tf.shape(image))
 
 
 def adjust_saturation(image, factor, jit: bool = False):

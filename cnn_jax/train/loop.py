@@ -183,6 +183,8 @@ class _Preemption:
     self._installed, self._previous = False, None
     self._multi_process = jax.process_count() > 1
     if self._multi_process:
+      from jax.experimental import multihost_utils
+      self._reached_sync_point = multihost_utils.reached_preemption_sync_point
       return
     try:
       self._previous = signal.signal(signal.SIGTERM, self._handle)
@@ -202,8 +204,7 @@ class _Preemption:
   def stop_at(self, step: int) -> bool:
     """Whether to checkpoint and stop after `step`; call it after every step."""
     if self._multi_process:
-      from jax.experimental import multihost_utils
-      if not self._requested and multihost_utils.reached_preemption_sync_point(step):
+      if not self._requested and self._reached_sync_point(step):
         logging.warning("SIGTERM received by a process: every process checkpoints at "
                         "step %d and stops", step)
         self._requested = True
@@ -344,8 +345,8 @@ def _train_and_evaluate(config, workdir: str, source: str, preemption: _Preempti
     n, devices = input_pipeline.train.num_examples, jax.device_count()
     raise UsageError(
         f"the {data.train_split(config, ds_info)} split of {config.dataset} has {n} "
-        f"examples, fewer than the global batch_size={config.batch_size}, so an epoch has no step; set "
-        f"--config.batch_size to at most {max(n // devices * devices, devices)}")
+        f"examples, fewer than the global batch_size={config.batch_size}, so an epoch has "
+        f"no step; set --config.batch_size to at most {max(n // devices * devices, devices)}")
   total_steps = total_train_steps(config, steps_per_epoch)
   os.makedirs(workdir, exist_ok=True)
   ckpt = checkpoint.manager(workdir, config.keep_checkpoints)
