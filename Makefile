@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 FASHION := /usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup data demo test test-fast test-all zoo-table
+.PHONY: setup setup-test data demo test test-fast test-all zoo-table
 
 # The pinned versions (requirements.txt), and the package itself in editable mode
 # (pyproject.toml), so `cnn_jax` and `configs` import from any directory.
@@ -18,6 +18,13 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 
 setup: $(VENV)/.installed
 
+# Test-only requirements (torch and torchvision for the converter tests).
+$(VENV)/.installed-test: $(VENV)/.installed requirements-test.txt
+	$(VENV)/bin/pip install -q -r requirements-test.txt
+	touch $@
+
+setup-test: $(VENV)/.installed-test
+
 # Fashion-MNIST's real files from Debian, for machines without internet; with internet
 # (or where apt-get is missing) TFDS downloads the data itself.
 data:
@@ -27,13 +34,13 @@ data:
 demo: setup data
 	$(PY) -m cnn_jax.main --config=configs/fashion_mnist.py --workdir=workdirs/fashion_mnist
 
-test: setup data
+test: setup-test data
 	$(PY) -m pytest -n 2 --durations=15 -q -m "not full_size"
 
-test-fast: setup data
+test-fast: setup-test data
 	$(PY) -m pytest -n 2 -q -m "not slow"
 
-test-all: setup data
+test-all: setup-test data
 	$(PY) -m pytest -n 2 --durations=15 -q
 
 zoo-table: setup

@@ -7,6 +7,9 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from cnn_jax import platform  # noqa: E402
+from cnn_jax.convert.torch_import import block_triton  # noqa: E402
+
+block_triton()  # torchvision's tests share a worker with TensorFlow (see torch_import.py)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # A test's `python -m cnn_jax...` subprocess checks behaviour, not speed, and is mostly

@@ -84,6 +84,8 @@ def load_state_dict(path: str) -> dict[str, Any]:
                        f"{' '.join(str(e).split())}); download or save it again") from e
   from cnn_jax.convert.safe_pickle import check_weights_pickle
   check_weights_pickle(path)  # refuses pickled code with or without torch installed
+  from cnn_jax.convert.torch_import import block_triton
+  block_triton()
   try:
     import torch
   except ImportError as e:

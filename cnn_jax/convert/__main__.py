@@ -48,6 +48,8 @@ def _source_logits(source: str, name: str, weights, num_classes: int, x):
       raise ValueError("the .keras model ends in softmax; --verify compares logits (convert "
                        "without --verify, or save it with classifier_activation=None)")
     return np.asarray(out)
+  from cnn_jax.convert.torch_import import block_triton
+  block_triton()
   import torch
   import torchvision
   model = getattr(torchvision.models, SOURCE_BUILDERS["torchvision"][name])(
