@@ -22,6 +22,7 @@ import pytest
 
 from cnn_jax import models
 from cnn_jax.layers import InvertedResidual
+from cnn_jax.layers.mobile import stage_blocks
 from cnn_jax.layers.inception import bn_inception_module, googlenet_module
 from cnn_jax.layers.steps import conv, max_pool_step
 from cnn_jax.models import classic as classic_family
@@ -272,17 +273,19 @@ def test_conv_mobilenet_params_and_macs_match_table_4():
   paper's 29.3M, which is that number rounded. Mult-adds: the convs alone come to
   4,866.3M, the paper's 4866M; count_macs also counts the FC layer's 1.024M.
   """
-  widths = [32] + [c for c, _ in mobilenet_family.V1_LAYERS]
+  layers = [(row.features, stride)  # Table 1's 13 layers as (output channels, stride)
+            for row, stride in stage_blocks(mobilenet_family.V1_STAGES)]
+  widths = [32] + [c for c, _ in layers]
   stem = 3 * 3 * 3 * 32 + 2 * 32
-  layers = sum(3 * 3 * c_in * c_out + 2 * c_out for c_in, c_out in zip(widths, widths[1:]))
+  convs = sum(3 * 3 * c_in * c_out + 2 * c_out for c_in, c_out in zip(widths, widths[1:]))
   classifier = 1024 * 1000 + 1000
   params = summary.count_params("mobilenet_v1", separable=False)
-  assert params == stem + layers + classifier == 29_294_088
+  assert params == stem + convs + classifier == 29_294_088
   assert abs(params / 29.3e6 - 1) < 0.01
 
   # Output sides at 224: the stem's 112, then halved at every stride-2 layer.
   side, conv_macs = 112, 112 * 112 * 3 * 3 * 3 * 32
-  for (c_in, c_out), (_, stride) in zip(zip(widths, widths[1:]), mobilenet_family.V1_LAYERS):
+  for (c_in, c_out), (_, stride) in zip(zip(widths, widths[1:]), layers):
     side //= stride
     conv_macs += side * side * 3 * 3 * c_in * c_out
   macs = summary.count_macs("mobilenet_v1", separable=False)

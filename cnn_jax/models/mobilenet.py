@@ -29,7 +29,7 @@ import jax.numpy as jnp
 
 from cnn_jax.layers import ClassifierHead, Conv, activation, hard_sigmoid, hard_swish
 from cnn_jax.layers.mobile import (DepthwiseSeparable, InvertedResidual, MobileNetBase,
-                                   MobileStage, make_divisible, stage_blocks)
+                                   MobileStage, make_divisible)
 from cnn_jax.models.registry import register
 
 PAPER_V1 = "Howard et al. 2017, arXiv:1704.04861"
@@ -49,8 +49,6 @@ V1_STAGES = (
     MobileStage(kernel_size=3, features=1024, strides=2),
     MobileStage(kernel_size=3, features=1024, strides=1),
 )
-# The 13 layers as (output channels, stride), the form Table 4's arithmetic reads.
-V1_LAYERS = tuple((row.features, stride) for row, stride in stage_blocks(V1_STAGES))
 
 
 class MobileNetV1(MobileNetBase):
