@@ -35,13 +35,13 @@ demo: setup data
 	$(PY) -m cnn_jax.main --config=configs/fashion_mnist.py --workdir=workdirs/fashion_mnist
 
 test: setup-test data
-	$(PY) -m pytest -n 2 --durations=15 -q -m "not full_size"
+	$(PY) -m pytest -n 2 --dist loadgroup --durations=15 -q -m "not full_size"
 
 test-fast: setup-test data
-	$(PY) -m pytest -n 2 -q -m "not slow"
+	$(PY) -m pytest -n 2 --dist loadgroup -q -m "not slow"
 
 test-all: setup-test data
-	$(PY) -m pytest -n 2 --durations=15 -q
+	$(PY) -m pytest -n 2 --dist loadgroup --durations=15 -q
 
 zoo-table: setup
 	$(PY) -m cnn_jax.models.summary

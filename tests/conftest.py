@@ -54,15 +54,38 @@ FASHION_SOURCE = "/usr/share/datasets/fashion-mnist"
 
 
 @pytest.fixture(scope="session")
-def fashion_data_dir(tmp_path_factory):
-  """A TFDS data_dir holding `fashion_mnist`, built once per session from the Debian files."""
+def fashion_data_dir():
+  """A TFDS data_dir holding `fashion_mnist`, built from the Debian files once per machine:
+  kept under $TMPDIR for later runs and shared by the xdist workers (one builds under a
+  file lock, the other waits; ~25-65 s each time it was built per worker). Tests must not
+  write into it: one that damages a dataset works on a copy."""
+  import fcntl
+  import shutil
+  import tempfile
+  import tensorflow_datasets as tfds
   if not os.path.exists(os.path.join(FASHION_SOURCE, "t10k-labels-idx1-ubyte.gz")):
     pytest.fail(f"Fashion-MNIST raw files missing in {FASHION_SOURCE}: "
                 "apt-get install dataset-fashion-mnist (`make test` does this)")
   from cnn_jax.data import fashion_mnist
-  data_dir = str(tmp_path_factory.mktemp("tfds"))
-  fashion_mnist.builder(data_dir, FASHION_SOURCE)
+  root = os.path.join(os.environ.get("TMPDIR", "/tmp"), "cnn_jax_test_data")
+  os.makedirs(root, exist_ok=True)
+  data_dir = os.path.join(root, f"fashion_mnist_tfds_{tfds.__version__}")
+  with open(os.path.join(root, "fashion_mnist.lock"), "w") as lock:
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    if not tfds.builder("fashion_mnist", data_dir=data_dir).is_prepared():
+      shutil.rmtree(data_dir, ignore_errors=True)
+      building = tempfile.mkdtemp(dir=root, prefix="building_")
+      fashion_mnist.builder(building, FASHION_SOURCE)
+      os.rename(building, data_dir)  # whole or absent: a killed build leaves no data_dir
   return data_dir
+
+
+# Tests that train on Fashion-MNIST fill a 1,024-example shuffle buffer, not the config's
+# 60,000: filling that reads and decodes the whole training split before the first step
+# (~5 s quiet, ~15 s under load, in every process); what the tests check does not depend
+# on how far apart shuffled examples come from.
+SHUFFLE_BUFFER = 1024
+QUICK_SHUFFLE = f"--config.shuffle_buffer={SHUFFLE_BUFFER}"
 
 
 def tiny_fashion_config(data_dir, **changes):
@@ -78,5 +101,6 @@ def tiny_fashion_config(data_dir, **changes):
   config.checkpoint_every_steps = 1000
   config.warmup_epochs = 0.0
   config.weight_decay = 0.0
+  config.shuffle_buffer = SHUFFLE_BUFFER
   config.update(changes)
   return config

@@ -3,6 +3,14 @@ statistics in the source model, the same NHWC batch into both, max |difference| 
 logits, and proof that the source's logits depend on the input at all. torchvision tests
 skip when torch is absent; Keras runs on its JAX backend.
 
+Two kinds of test use them. Per family and source, the logits are compared in CI for the
+representatives: the smallest variant of each distinct block design. Their deeper or
+wider siblings (the same block code repeated more often, or with more channels) compare
+logits only in `make test-all` (`full_size`); in CI `assert_weights_mapped` checks each
+sibling's mapping without compiling the network: the variable tree equals what our model
+initialises, every source tensor lands in exactly one of our variables with its values
+unchanged, and named tensors sit where they belong in the right layout.
+
 Cost on 2 CPU cores is compilation, not arithmetic (a network has dozens to hundreds of
 distinct tensor shapes). So both JAX forward passes are jitted whole with XLA's backend
 optimisation off (FAST_COMPILE: a third of the compile time, the same arithmetic), and
@@ -11,6 +19,7 @@ program per variable shape."""
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import os
 import sys
@@ -30,9 +39,18 @@ MIN_INPUT_EFFECT = 0.01
 FAST_COMPILE = {"xla_backend_optimization_level": 0}
 
 
-def names(all_names, slow=()) -> list:
-  """pytest parameters: `all_names`, those in `slow` marked slow (> ~20 s on 2 cores)."""
-  return [pytest.param(n, marks=pytest.mark.slow) if n in slow else n for n in all_names]
+def names(all_names, slow=(), full_size=()) -> list:
+  """pytest parameters: `all_names`, those in `slow` marked slow (> ~20 s on 2 cores), those
+  in `full_size` marked full_size (only in `make test-all`: a sibling whose mapping CI
+  checks with `assert_weights_mapped`)."""
+  unknown = (set(slow) | set(full_size)) - set(all_names)
+  assert not unknown, f"not among the parameters: {sorted(unknown)}"
+  out = []
+  for n in all_names:
+    marks = [m for m, among in ((pytest.mark.slow, slow), (pytest.mark.full_size, full_size))
+             if n in among]
+    out.append(pytest.param(n, marks=marks) if marks else n)
+  return out
 
 
 def input_batch(size: int, batch: int = 2, seed: int = 0) -> np.ndarray:
@@ -271,3 +289,140 @@ def assert_logits_match(ours, theirs, atol: float = ATOL, rtol: float | None = N
       f"the source's logits barely depend on the input: the images' rows differ by " \
       f"{effect:.3g}, the logit scale is {scale:.3g}"
   return diff
+
+
+# --- the mapping check (no forward pass) -----------------------------------------------
+
+# Layout changes a check's source tensor goes through to be ours (`assert_weights_mapped`),
+# written out here rather than taken from the converter under test.
+def same(w):
+  return w
+
+
+def oihw_to_hwio(w):
+  """torch Conv2d (out, in / groups, kh, kw) -> our (kh, kw, in / groups, out)."""
+  return w.transpose(2, 3, 1, 0)
+
+
+def linear_to_dense(w):
+  """torch Linear (out, in) -> our Dense (in, out)."""
+  return w.T
+
+
+def bgr_to_rgb_hwio(w):
+  """A Keras caffe-mode first conv (kh, kw, BGR, out) -> ours, which takes RGB."""
+  return w[:, :, ::-1, :]
+
+
+def _source_arrays(source: str, weights, keep=()) -> dict[str, np.ndarray]:
+  """Every source tensor `convert` must consume, as numpy: the state dict without
+  `num_batches_tracked`, or the Keras model's variables without `/count` (what
+  cnn_jax.convert.torch_weights / keras_weights ignore). A constant tensor (a bias
+  initialised to 0, say) gets random values first, so that no two tensors can pass for
+  each other; `keep` (keys consumed outside the variables, e.g. preprocessing) excepted.
+  For torchvision that is a new dict (the caller's stays as it was); Keras variables are
+  assigned in place."""
+  rng = np.random.default_rng(123)
+  if source == "torchvision":
+    out = {}
+    for k, v in weights.items():
+      if k.endswith("num_batches_tracked"):
+        continue
+      a = np.asarray(v.detach().numpy() if hasattr(v, "detach") else v, np.float32)
+      if k not in keep and a.size > 1 and a.min() == a.max():
+        a = rng.standard_normal(a.shape).astype(np.float32)
+      out[k] = a
+    return out
+  out = {}
+  for v in weights.weights:
+    if v.path.endswith("/count"):
+      continue
+    a = np.asarray(v, np.float32)
+    if v.path not in keep and a.size > 1 and a.min() == a.max():
+      a = rng.standard_normal(a.shape).astype(np.float32)
+      v.assign(a)
+    out[v.path] = a
+  return out
+
+
+def _fingerprint(a) -> tuple[int, int]:
+  """(size, exact sum of the float32 bit patterns): the same for any permutation of the
+  values (a transpose, reshape or channel flip), different after any change of a value."""
+  a = np.asarray(a)
+  assert a.dtype == np.float32, a.dtype
+  return a.size, int(np.sum(np.ascontiguousarray(a).view(np.uint32), dtype=np.uint64))
+
+
+def assert_weights_mapped(source: str, name: str, weights, checks, size: int | None = None,
+                          outside_variables=()):
+  """Converts `weights` (a torchvision state dict, or a built Keras model) into registry
+  model `name` and checks the mapping without running the network:
+
+  (a) the converted variables have exactly the tree, shapes and dtypes that our model
+      (`result.model()`, the converter's overrides included) initialises at `size`
+      (default: the registry's min_input_size), by jax.eval_shape: no compile;
+  (b) every source tensor is used exactly once, values unchanged: as many elements as
+      ours, and the multiset of per-tensor fingerprints (size, sum of bit patterns; every
+      tensor distinct, see `_source_arrays`) equals ours. So no tensor is dropped,
+      doubled, rescaled or swapped for one of another size; `outside_variables` are source
+      keys the converter reads into something else (mean/std), which must exist;
+  (c) each (source key, our '/'-joined path, layout) in `checks`: ours ==
+      layout(source) exactly.
+
+  What it cannot see, the logits of the family's representative prove: the block code's
+  order of operations, and which of two same-shaped tensors of one block goes where
+  (that code is shared by every variant). Returns the `Converted`."""
+  import functools
+
+  import jax.numpy as jnp
+
+  from cnn_jax import convert, models
+
+  arrays = _source_arrays(source, weights, keep=outside_variables)
+  missing = [k for k in outside_variables if k not in arrays]
+  assert not missing, f"no source tensors {missing}"
+  result = convert.convert(source, name, arrays if source == "torchvision" else weights)
+
+  # (a) our model's own tree, shapes and dtypes.
+  size = size or models.spec(name).min_input_size
+  model = result.model()
+  expected = jax.eval_shape(functools.partial(model.init, train=False), jax.random.key(0),
+                            jax.ShapeDtypeStruct((1, size, size, 3), jnp.float32))
+  assert jax.tree.structure(result.variables) == jax.tree.structure(expected), \
+      f"converted tree != our model's:\n{jax.tree.structure(result.variables)}\n" \
+      f"{jax.tree.structure(expected)}"
+  ours = {jax.tree_util.keystr(p, simple=True, separator="/"): leaf
+          for p, leaf in jax.tree_util.tree_leaves_with_path(result.variables)}
+  for path, leaf in jax.tree_util.tree_leaves_with_path(expected):
+    key = jax.tree_util.keystr(path, simple=True, separator="/")
+    got = ours[key]
+    assert (got.shape, got.dtype) == (leaf.shape, leaf.dtype), \
+        f"{key}: converted {got.shape} {got.dtype}, our model {leaf.shape} {leaf.dtype}"
+
+  # (b) each source tensor used once, unchanged.
+  used = {k: a for k, a in arrays.items() if k not in outside_variables}
+  n_source = sum(a.size for a in used.values())
+  n_ours = sum(leaf.size for leaf in ours.values())
+  assert n_source == n_ours, f"{n_source} source elements, {n_ours} converted"
+  theirs_fp = collections.Counter(_fingerprint(a) for a in used.values())
+  ours_fp = collections.Counter(_fingerprint(leaf) for leaf in ours.values())
+  if theirs_fp != ours_fp:
+    lost = {k: a.shape for k, a in used.items() if _fingerprint(a) in theirs_fp - ours_fp}
+    new = {k: leaf.shape for k, leaf in ours.items() if _fingerprint(leaf) in ours_fp - theirs_fp}
+    raise AssertionError(f"source tensors not found unchanged in ours: {lost}; ours not "
+                         f"from one source tensor: {new}")
+
+  # (c) named tensors, in their layout.
+  assert checks, "name at least one tensor to compare"
+  for key, path, layout in checks:
+    assert path in ours, f"ours has no {path!r}"
+    got, want = np.asarray(ours[path]), layout(arrays[key])
+    assert got.shape == want.shape, f"{source} {key!r} -> ours {path!r}: ours is " \
+                                    f"{got.shape}, the layout gives {want.shape}"
+    # np.array_equal, not np.testing's (~4 s per 100M elements, e.g. VGG's fc6)
+    if not np.array_equal(got, want):
+      differ = got != want
+      raise AssertionError(f"{source} {key!r} -> ours {path!r}: {int(differ.sum())} of "
+                           f"{got.size} values differ (first at "
+                           f"{np.unravel_index(np.argmax(differ), got.shape)})")
+  return result

@@ -9,7 +9,7 @@ import time
 
 import numpy as np
 import pytest
-from conftest import FASHION_SOURCE, subprocess_env
+from conftest import FASHION_SOURCE, QUICK_SHUFFLE, subprocess_env
 
 WORKER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "parallel_worker.py")
 
@@ -47,9 +47,16 @@ def assert_same_training(losses, reference):
   np.testing.assert_allclose(losses[10:], reference[10:], rtol=2e-2)
 
 
+@pytest.fixture(scope="module")
+def one_device_run():
+  """The 1-device reference of the layout comparisons (20 steps, production compiler)."""
+  return run_worker(1)
+
+
 @pytest.mark.slow
-def test_8_devices_match_1_device(tmp_path):
-  one = run_worker(1)
+@pytest.mark.xdist_group("one_device_run")  # one worker computes the shared reference
+def test_8_devices_match_1_device(one_device_run, tmp_path):
+  one = one_device_run
   eight = run_worker(8, "--ckpt_dir", str(tmp_path / "ckpt8"))
   assert eight["devices"] == 8 and one["devices"] == 1
   assert_same_training(eight["losses"], one["losses"])
@@ -123,7 +130,7 @@ def _two_process_main(data_dir, workdir, port):
           "--config.model_kwargs.width=4", "--config.batch_size=32",
           "--config.num_train_steps=400", "--config.log_every_steps=5",
           "--config.checkpoint_every_steps=1000", "--config.eval_max_examples=200",
-          "--config.eval_batch_size=200", f"--coordinator_address=127.0.0.1:{port}",
+          "--config.eval_batch_size=200", QUICK_SHUFFLE, f"--coordinator_address=127.0.0.1:{port}",
           "--num_processes=2"]
   return [subprocess.Popen([*args, f"--process_id={i}"], cwd=ROOT, env=_env(1, True),
                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -208,8 +215,9 @@ def test_half_precision_trains_with_float32_params(dtype):
 
 
 @pytest.mark.slow
-def test_fsdp_sharded_params_match_replicated():
-  one = run_worker(1)
+@pytest.mark.xdist_group("one_device_run")
+def test_fsdp_sharded_params_match_replicated(one_device_run):
+  one = one_device_run
   fsdp = run_worker(8, "--shard_params")
   assert fsdp["sharded_param_leaves"] > 0
   assert_same_training(fsdp["losses"], one["losses"])

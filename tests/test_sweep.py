@@ -10,7 +10,7 @@ import sys
 import time
 
 import pytest
-from conftest import ROOT, subprocess_env
+from conftest import QUICK_SHUFFLE, ROOT, SHUFFLE_BUFFER, subprocess_env
 
 from cnn_jax.sweep import index, verdict
 from cnn_jax.sweep.verdict import Claim, judge
@@ -89,6 +89,7 @@ def get_config(arg=None):
   c.eval_max_examples = 64
   c.eval_batch_size = 64
   c.warmup_epochs = 0.0
+  c.shuffle_buffer = SHUFFLE_BUFFER
   return c
 
 
@@ -105,6 +106,7 @@ CELLS = [{"name": "narrow", "model_kwargs.width": 2}, {"name": "wide", "model_kw
 
 def write_experiment(path, cells=CELLS, steps=6, ckpt=3, extra=""):
   path.write_text(TINY.replace("STEPS", str(steps)).replace("CKPT", str(ckpt))
+                  .replace("SHUFFLE_BUFFER", str(SHUFFLE_BUFFER))
                   .replace("CELLS", repr(cells)) + extra)
   return str(path)
 
@@ -295,7 +297,7 @@ def test_study_runs_as_a_tiny_sweep(name, fashion_data_dir, tmp_path):
   proc = sweep(f"--config=experiments/{name}.py", f"--workdir={wd}", "--seeds=1",
                f"--only={','.join(cells)}", "--config.num_train_steps=2",
                "--config.batch_size=8", "--config.eval_batch_size=8",
-               "--config.eval_max_examples=16", "--config.log_every_steps=1",
+               "--config.eval_max_examples=16", "--config.log_every_steps=1", QUICK_SHUFFLE,
                f"--config.data_dir={fashion_data_dir}")
   assert proc.returncode == 0, proc.stderr[-3000:]
   for cell in cells:
