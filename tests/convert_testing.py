@@ -41,14 +41,15 @@ FAST_COMPILE = {"xla_backend_optimization_level": 0}
 
 def names(all_names, slow=(), full_size=()) -> list:
   """pytest parameters: `all_names`, those in `slow` marked slow (> ~20 s on 2 cores), those
-  in `full_size` marked full_size (only in `make test-all`: a sibling whose mapping CI
+  in `full_size` marked full_size and slow (only in `make test-all`, not in `make
+  test-fast` either, as tests/test_models_*.py mark theirs: a sibling whose mapping CI
   checks with `assert_weights_mapped`)."""
   unknown = (set(slow) | set(full_size)) - set(all_names)
   assert not unknown, f"not among the parameters: {sorted(unknown)}"
   out = []
   for n in all_names:
-    marks = [m for m, among in ((pytest.mark.slow, slow), (pytest.mark.full_size, full_size))
-             if n in among]
+    marks = ([pytest.mark.slow] if n in slow or n in full_size else []) + \
+            ([pytest.mark.full_size] if n in full_size else [])
     out.append(pytest.param(n, marks=marks) if marks else n)
   return out
 
@@ -353,6 +354,26 @@ def _fingerprint(a) -> tuple[int, int]:
   return a.size, int(np.sum(np.ascontiguousarray(a).view(np.uint32), dtype=np.uint64))
 
 
+@contextlib.contextmanager
+def _recorded_abstract_variables():
+  """Records (model, (image_size, channels), tree) of every
+  cnn_jax.convert.common.abstract_variables call in the block: jax.eval_shape of
+  model.init(key, (1, size, size, channels) float32, train=False)."""
+  from cnn_jax.convert import common
+  original, record = common.abstract_variables, []
+
+  def recording(model, image_size, channels=3):
+    tree = original(model, image_size, channels)
+    record.append((model, (image_size, channels), tree))
+    return tree
+
+  common.abstract_variables = recording
+  try:
+    yield record
+  finally:
+    common.abstract_variables = original
+
+
 def assert_weights_mapped(source: str, name: str, weights, checks, size: int | None = None,
                           outside_variables=()):
   """Converts `weights` (a torchvision state dict, or a built Keras model) into registry
@@ -367,7 +388,8 @@ def assert_weights_mapped(source: str, name: str, weights, checks, size: int | N
       doubled, rescaled or swapped for one of another size; `outside_variables` are source
       keys the converter reads into something else (mean/std), which must exist;
   (c) each (source key, our '/'-joined path, layout) in `checks`: ours ==
-      layout(source) exactly.
+      layout(source) exactly; with a fourth element `index`, ours[index] == layout(source)
+      (the layout then gives only that part: a transpose of 100M elements takes ~3 s).
 
   What it cannot see, the logits of the family's representative prove: the block code's
   order of operations, and which of two same-shaped tensors of one block goes where
@@ -381,13 +403,19 @@ def assert_weights_mapped(source: str, name: str, weights, checks, size: int | N
   arrays = _source_arrays(source, weights, keep=outside_variables)
   missing = [k for k in outside_variables if k not in arrays]
   assert not missing, f"no source tensors {missing}"
-  result = convert.convert(source, name, arrays if source == "torchvision" else weights)
+  with _recorded_abstract_variables() as traced:
+    result = convert.convert(source, name, arrays if source == "torchvision" else weights)
 
   # (a) our model's own tree, shapes and dtypes.
   size = size or models.spec(name).min_input_size
   model = result.model()
-  expected = jax.eval_shape(functools.partial(model.init, train=False), jax.random.key(0),
-                            jax.ShapeDtypeStruct((1, size, size, 3), jnp.float32))
+  # The converter's Target traced this very eval_shape if it built an equal model (Flax
+  # modules compare by configuration) at this size: reuse it (the trace is 1-5 s for a
+  # deep variant). Otherwise, e.g. an override missing from result.overrides, trace ours.
+  expected = next((tree for m, args, tree in traced if m == model and args == (size, 3)), None)
+  if expected is None:
+    expected = jax.eval_shape(functools.partial(model.init, train=False), jax.random.key(0),
+                              jax.ShapeDtypeStruct((1, size, size, 3), jnp.float32))
   assert jax.tree.structure(result.variables) == jax.tree.structure(expected), \
       f"converted tree != our model's:\n{jax.tree.structure(result.variables)}\n" \
       f"{jax.tree.structure(expected)}"
@@ -414,15 +442,17 @@ def assert_weights_mapped(source: str, name: str, weights, checks, size: int | N
 
   # (c) named tensors, in their layout.
   assert checks, "name at least one tensor to compare"
-  for key, path, layout in checks:
+  for key, path, layout, *index in checks:
     assert path in ours, f"ours has no {path!r}"
     got, want = np.asarray(ours[path]), layout(arrays[key])
+    if index:  # a part of a large tensor (the layout gives that part)
+      got = got[index[0]]
     assert got.shape == want.shape, f"{source} {key!r} -> ours {path!r}: ours is " \
                                     f"{got.shape}, the layout gives {want.shape}"
     # np.array_equal, not np.testing's (~4 s per 100M elements, e.g. VGG's fc6)
     if not np.array_equal(got, want):
       differ = got != want
+      first = tuple(int(i) for i in np.unravel_index(np.argmax(differ), got.shape))
       raise AssertionError(f"{source} {key!r} -> ours {path!r}: {int(differ.sum())} of "
-                           f"{got.size} values differ (first at "
-                           f"{np.unravel_index(np.argmax(differ), got.shape)})")
+                           f"{got.size} values differ (first at {first})")
   return result

@@ -1,6 +1,13 @@
 """GoogLeNet / Inception conversion: torchvision and Keras sources with random weights and
 random BN statistics give our logits to 1e-4, at the smallest valid resolution (75 px for
-Inception v3 / Inception-ResNet v2)."""
+Inception v3 / Inception-ResNet v2).
+
+Every variant here is its own representative and compares logits in CI: GoogLeNet,
+Inception v3 and Inception-ResNet v2 are different architectures (different inception
+modules, stems, grids and converters), not deeper or wider repeats of one block, so no
+variant is moved to `full_size` (see convert_testing: `assert_weights_mapped` is for
+such siblings). With and without aux heads are different source state dicts (the aux
+heads' weights converted, or absent), each compared."""
 
 import functools
 import json

@@ -1,7 +1,14 @@
 """MobileNet weight conversion: torchvision v2 / v3 and Keras v1 / v2 / v3 give the same
 logits as the source with random weights and random BN statistics; Keras gets the raw
 image through its own preprocessing, ours the image normalised with the converted
-mean/std."""
+mean/std.
+
+Every variant here is its own representative and compares logits in CI: v1 (depthwise-
+separable convs, ReLU6), v2 (inverted residuals) and v3 (squeeze-excite, hard-swish, a
+different head) are different blocks and converters, and v3 Large and Small differ in
+their block table (kernel sizes, SE and activation per block), not only in repeat counts
+or widths. So no variant is moved to `full_size` (see convert_testing:
+`assert_weights_mapped` is for such siblings); each runs in ~5-10 s at 32 px anyway."""
 
 import functools
 
