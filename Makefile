@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 FASHION := /usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup setup-test data demo test test-fast test-all zoo-table
+.PHONY: setup setup-test data demo test test-fast test-all zoo-table bench
 
 # The pinned versions (requirements.txt), and the package itself in editable mode
 # (pyproject.toml), so `cnn_jax` and `configs` import from any directory.
@@ -45,3 +45,9 @@ test-all: setup-test data
 
 zoo-table: setup
 	$(PY) -m cnn_jax.models.summary
+
+# The README's table of train / inference ratios against PyTorch (resnet50, mobilenet_v2,
+# efficientnet_b0, densenet121 at batch 8, 224 px), measured on this machine (~30 min on
+# 2 cores).
+bench: setup-test
+	$(PY) -m cnn_jax.benchmark.table --readme README.md

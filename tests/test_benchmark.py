@@ -209,3 +209,49 @@ def test_gpu_script_runs_tiny_on_cpu():
         result["ours_images_per_second"] / result["torch_images_per_second"])
   else:
     assert "torch" in result["skipped"]["torch"] and result["ratio_vs_torch"] is None
+
+
+def _fake_compare(model, mode, ours, peer):
+  return {"model": model, "mode": mode, "images_per_second": ours,
+          "peer_images_per_second": peer, "ratio": ours / peer, "compile_seconds": 12.5,
+          "rounds": 2, "date": "2026-12-05T15:00:00+00:00", "peer_version": "torch 2.x",
+          "per_round": [{"ratio": ours / peer}, {"ratio": 1.1 * ours / peer}]}
+
+
+def test_bench_table_renders_every_row_and_replaces_only_its_block(monkeypatch, tmp_path):
+  """`make bench`'s table: each measured (model, mode) appears with its medians and the
+  rounds' ratios; rows not measured say so; the README outside the markers is kept."""
+  from cnn_jax.benchmark import table
+  calls = []
+
+  def compare(settings, peer, rounds):
+    calls.append((settings.model, settings.mode, settings.batch_size, peer, rounds))
+    return _fake_compare(settings.model, settings.mode, 4.0, 5.0)
+
+  monkeypatch.setattr(table.runner, "compare", compare)
+  monkeypatch.setattr(table.peers, "check", lambda *a: None)
+  readme = tmp_path / "README.md"
+  readme.write_text(f"# head\n\n{table.BEGIN}\nold\n{table.END}\n\ntail\n")
+  table.main(["--readme", str(readme), "--models", "resnet50,densenet121"])
+  assert calls == [(m, mode, 8, "torchvision", 2) for m in ("resnet50", "densenet121")
+                   for mode in ("train", "infer")]
+  text = readme.read_text()
+  assert text.startswith("# head\n") and text.endswith("\ntail\n") and "old" not in text
+  assert "| resnet50 | 4.00 / 5.00 (**0.80x**; rounds 0.80x, 0.88x) |" in text
+  assert "| mobilenet_v2 | not measured | not measured | – |" in text
+  assert "2026-12-05" in text and "torch 2.x" in text
+
+
+def test_bench_table_mistakes_are_one_line_and_leave_the_readme(monkeypatch, capsys,
+                                                                tmp_path):
+  from cnn_jax.benchmark import table
+  monkeypatch.setattr(table.runner, "compare", lambda *a: pytest.fail("measured anyway"))
+  readme = tmp_path / "README.md"
+  readme.write_text("no markers here\n")
+  for args, expected in [([], "has no"), (["--models", "resnet5"], "resnet5 not in")]:
+    with pytest.raises(SystemExit) as e:
+      table.main(["--readme", str(readme), *args])
+    assert e.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and expected in err[0], err
+  assert readme.read_text() == "no markers here\n"
