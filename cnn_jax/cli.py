@@ -36,6 +36,16 @@ COORDINATOR = flags.DEFINE_string("coordinator_address", None,
                                   "host:port of process 0 for jax.distributed (multi-host).")
 NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Processes in a multi-host job.")
 PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's index (0-based).")
+HEARTBEAT_TIMEOUT = flags.DEFINE_integer(
+    "heartbeat_timeout", None, "Multi-host: seconds without a heartbeat before a process "
+    "counts as dead and the others exit non-zero (JAX's default: 100).", lower_bound=1)
+
+
+def initialize_distributed() -> None:
+  """`jax.distributed` from the multi-host flags (or the cluster's environment)."""
+  from cnn_jax import parallel
+  parallel.initialize_distributed(COORDINATOR.value, NUM_PROCESSES.value, PROCESS_ID.value,
+                                  HEARTBEAT_TIMEOUT.value)
 
 
 class _QuietLibraries:

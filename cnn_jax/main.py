@@ -26,7 +26,7 @@ def check_config(config) -> None:
 
   from cnn_jax import data, models
   from cnn_jax.data.augment import AUGMENTATIONS
-  from cnn_jax.data.eval_protocols import PROTOCOLS
+  from cnn_jax.data.eval_protocols import JPEG_ONLY, PROTOCOLS
   from cnn_jax.train.loop import DTYPES
   from cnn_jax.train.optimizers import (OPTIMIZERS, SCHEDULES, WEIGHT_DECAY_MODES,
                                         check_weight_decay)
@@ -47,7 +47,7 @@ def check_config(config) -> None:
     if value not in allowed:
       raise UsageError(f"unknown {field} {value!r}; set --config.{field} to one of "
                        f"{', '.join(sorted(allowed))}")
-  if config.get("eval_protocol", "center") != "center" and not ds_info.jpeg:
+  if config.get("eval_protocol", "center") in JPEG_ONLY and not ds_info.jpeg:
     raise UsageError(data.protocol_needs_jpeg(config.eval_protocol, config.dataset))
   # Step counts and rates that would divide by zero after compiling or train backwards.
   for field, what in (("log_every_steps", "steps between log lines"),
@@ -223,11 +223,9 @@ def main(argv) -> None:
 
   import jax
 
-  from cnn_jax import parallel
   from cnn_jax.data.errors import DataError
 
-  parallel.initialize_distributed(cli.COORDINATOR.value, cli.NUM_PROCESSES.value,
-                                  cli.PROCESS_ID.value)
+  cli.initialize_distributed()
   if jax.process_index() != 0:
     logging.set_verbosity(logging.WARNING)
   try:

@@ -19,16 +19,26 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 DATA_AXIS = "data"
 
 
+HEARTBEAT_TIMEOUT_S = 100  # JAX's default
+
+
 def initialize_distributed(coordinator_address: str | None = None,
                            num_processes: int | None = None,
-                           process_id: int | None = None) -> None:
-  """Starts `jax.distributed` from explicit flags, or auto-detects Cloud TPU / SLURM."""
+                           process_id: int | None = None,
+                           heartbeat_timeout_s: int | None = None) -> None:
+  """Starts `jax.distributed` from explicit flags, or auto-detects Cloud TPU / SLURM.
+
+  `heartbeat_timeout_s`: how long the coordination service waits for a silent process
+  before it declares the job failed and the other processes exit (a process killed
+  outright, e.g. by the OOM killer); JAX's default 100 s when None."""
+  timeout = {"heartbeat_timeout_seconds": heartbeat_timeout_s or HEARTBEAT_TIMEOUT_S}
   if coordinator_address or num_processes:
     jax.distributed.initialize(coordinator_address=coordinator_address,
-                               num_processes=num_processes, process_id=process_id)
+                               num_processes=num_processes, process_id=process_id,
+                               **timeout)
   elif int(os.environ.get("SLURM_NTASKS", "1")) > 1 or "," in os.environ.get(
       "TPU_WORKER_HOSTNAMES", ""):
-    jax.distributed.initialize()  # JAX reads the cluster from the environment
+    jax.distributed.initialize(**timeout)  # JAX reads the cluster from the environment
   else:
     return
   logging.info("jax.distributed: process %d of %d, %d local / %d global devices",

@@ -28,7 +28,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.randaugment_magnitude = 10.0
   c.mixup_alpha = 0.0          # batch-level mixup / cutmix; 0: off
   c.cutmix_alpha = 0.0
-  c.eval_protocol = "center"   # center (crop_fraction of the model) | ten_crop | dense
+  c.eval_protocol = "center"   # center (crop_fraction of the model) | flip | ten_crop | dense
   c.eval_scales = ml_collections.config_dict.placeholder(tuple)  # dense: the scales Q
   c.extra_eval_datasets = ()   # e.g. ("imagenet_v2", "imagenet2012_real") when prepared
   c.batch_size = 256           # global, over all devices and hosts

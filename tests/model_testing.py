@@ -1,4 +1,5 @@
-"""Shared checks for model tests: parameter counts and a one-step training smoke test."""
+"""Shared checks for model tests: parameter counts, a one-step training smoke test
+(compiled, for small models) and its traced twin for full-size models."""
 
 import functools
 
@@ -23,6 +24,39 @@ def assert_param_count(name: str, expected: int, **overrides):
   assert got == expected, f"{name}: {got:,} params, reference {expected:,} ({got - expected:+,})"
 
 
+def _loss_fn(model, x, y):
+  """The cross-entropy of `model` on (x, y) in training mode, as a function of `params`
+  and the non-trainable collections."""
+  def loss_fn(p, extra):
+    out, _ = model.apply({"params": p, **extra}, x, train=True,
+                         mutable=["batch_stats", "aux_logits", "intermediates"],
+                         rngs={"dropout": jax.random.key(1)})
+    return optax.softmax_cross_entropy_with_integer_labels(out.astype(jnp.float32), y).mean()
+  return loss_fn
+
+
+def abstract_train_step(model, size: int, num_classes: int, batch: int = 2,
+                        channels: int = 3):
+  """`forward_and_train_step` traced, not compiled (`jax.eval_shape`): the full-size
+  model initialises, gives (batch, num_classes) float32 logits, and differentiates to a
+  float32 gradient of its parameters' tree and shapes, at a fraction of the compile time.
+  The compiled numerics of each family's blocks are tested on a small sibling."""
+  x = jax.ShapeDtypeStruct((batch, size, size, channels), jnp.float32)
+  y = jnp.arange(batch) % num_classes
+  variables = jax.eval_shape(functools.partial(model.init, train=False), jax.random.key(0), x)
+  logits = jax.eval_shape(functools.partial(model.apply, train=False), variables, x)
+  assert logits.shape == (batch, num_classes), logits.shape
+  params = variables["params"]
+  extra = {k: v for k, v in variables.items() if k != "params"}
+  loss, grads = jax.eval_shape(
+      lambda p, e, x: jax.value_and_grad(_loss_fn(model, x, y))(p, e), params, extra, x)
+  assert loss.shape == () and loss.dtype == jnp.float32
+  assert jax.tree.structure(grads) == jax.tree.structure(params)
+  for g, p in zip(jax.tree.leaves(grads), jax.tree.leaves(params)):
+    assert g.shape == p.shape and g.dtype == p.dtype == jnp.float32, (g, p)
+  return params
+
+
 def forward_and_train_step(model, size: int, num_classes: int, batch: int = 2,
                            channels: int = 3):
   """Initialises `model`, checks the forward shape, takes one SGD step; returns losses.
@@ -43,15 +77,11 @@ def forward_and_train_step(model, size: int, num_classes: int, batch: int = 2,
   tx = optax.sgd(0.01)
   opt_state = tx.init(params)
 
-  def loss_fn(p):
-    out, new_state = model.apply({"params": p, **extra}, x, train=True,
-                                 mutable=["batch_stats", "aux_logits", "intermediates"],
-                                 rngs={"dropout": jax.random.key(1)})
-    return optax.softmax_cross_entropy_with_integer_labels(out.astype(jnp.float32), y).mean()
+  loss_fn = _loss_fn(model, x, y)
 
   @fast_jit
   def step(p, o):
-    loss, g = jax.value_and_grad(loss_fn)(p)
+    loss, g = jax.value_and_grad(loss_fn)(p, extra)
     u, o = tx.update(g, o, p)
     return optax.apply_updates(p, u), o, loss
 

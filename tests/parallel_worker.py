@@ -49,11 +49,13 @@ def main():
   p.add_argument("--num_processes", type=int, default=1)
   p.add_argument("--shard_params", action="store_true")
   p.add_argument("--progress", action="store_true", help="print STEP k after each step")
+  p.add_argument("--heartbeat_timeout", type=int, default=None)
   p.add_argument("--start_delay", type=float, default=0.0, help="seconds to sleep before "
                  "building the model, as a process on a slow host would lag")
   a = p.parse_args()
   if a.num_processes > 1:
-    parallel.initialize_distributed(f"127.0.0.1:{a.port}", a.num_processes, a.process_id)
+    parallel.initialize_distributed(f"127.0.0.1:{a.port}", a.num_processes, a.process_id,
+                                    a.heartbeat_timeout)
   time.sleep(a.start_delay)
   c = config(a.dtype)
   c.shard_params, c.shard_params_min_size = a.shard_params, 64  # tiny model: shard small arrays

@@ -233,6 +233,7 @@ def test_mixup_and_cutmix_batches():
 
 @pytest.mark.parametrize("protocol,keys,shape", [
     ("center", ["image"], (64, 64, 3)),
+    ("flip", ["image"], (2, 64, 64, 3)),
     ("ten_crop", ["image"], (10, 64, 64, 3)),
     ("dense", ["image@73", "image@110", "image@146"], None),
 ])
@@ -252,6 +253,12 @@ def test_eval_protocol_views(protocol, keys, shape):
     assert x.shape == (shape or (2, q, q, 3))
     assert -1.0 - 1e-5 <= x.min() and x.max() <= 1.0 + 1e-5  # Inception's [-1, 1]
     np.testing.assert_array_equal(x, again[k].numpy())
+  if protocol == "flip":  # the centre view, then its mirror
+    center = imagenet.eval_preprocess(
+        protocol="center", size=64, mean=(0.5,) * 3, std=(0.5,) * 3, method="bicubic",
+        crop_fraction=64 / 96)(ex, tf.zeros([2], tf.int32))["image"].numpy()
+    np.testing.assert_array_equal(out["image"].numpy()[0], center)
+    np.testing.assert_array_equal(out["image"].numpy()[1], center[:, ::-1])
 
 
 def test_real_labels_multi_hot():

@@ -7,8 +7,6 @@ import sys
 import pytest
 from conftest import QUICK_SHUFFLE, ROOT, subprocess_env
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
 
 def run_main(*args, devices: int = 1, timeout: int = 120):
   return subprocess.run([sys.executable, "-m", "cnn_jax.main", *args], cwd=ROOT,

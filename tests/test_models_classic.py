@@ -251,7 +251,6 @@ def test_dropout_uses_dropout_rng():
 
 
 def test_vgg_width_multiplier():
-  from cnn_jax.models import summary
   setting = dict(size=32, channels=1, num_classes=10, width_multiplier=0.25, fc_window=1,
                  fc_features=(256, 256))
   # Configuration A at a quarter width: convs 16-32-64-64-128-128-128-128, 3x3 with bias

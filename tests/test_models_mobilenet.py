@@ -7,7 +7,7 @@ from jax import lax
 from cnn_jax import models
 from cnn_jax.layers import Conv, depthwise, make_divisible
 from cnn_jax.models import summary
-from model_testing import assert_param_count, forward_and_train_step
+from model_testing import abstract_train_step, assert_param_count, forward_and_train_step
 
 # torchvision's published counts; mobilenet_v1: timm at width 1.0, the other widths derived
 # from Howard et al. 2017, Table 1 (docs/parameter_counts.md lists each with its source).
@@ -40,14 +40,22 @@ def test_mobilenet_v2_macs_match_torchvision():
   assert abs(summary.count_macs("mobilenet_v2") / 1e9 - 0.30) < 0.005
 
 
+# Compiled: v1 (separable blocks), v2 (inverted residuals, ReLU6) and v3-small (hard-swish,
+# hard-sigmoid squeeze-excite); v3-large has the same blocks in a longer table (20 s of
+# compiling on 2 cores), so it is traced with the others.
 @pytest.mark.parametrize("name", [
     "mobilenet_v1",
     pytest.param("mobilenet_v3_small", marks=pytest.mark.slow),
     pytest.param("mobilenet_v2", marks=pytest.mark.slow),
-    pytest.param("mobilenet_v3_large", marks=pytest.mark.slow),
 ])
 def test_mobilenet_train_step(name):
   forward_and_train_step(models.create(name, num_classes=10), size=32, num_classes=10)
+
+
+@pytest.mark.parametrize("name", ["mobilenet_v1", "mobilenet_v2", "mobilenet_v3_small",
+                                  "mobilenet_v3_large"])
+def test_mobilenet_traced_train_step_at_224(name):
+  abstract_train_step(models.create(name), size=224, num_classes=1000)
 
 
 def test_mobilenet_v1_relu6_and_any_resolution():

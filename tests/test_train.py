@@ -14,7 +14,9 @@ RESULT_KEYS = {"model", "dataset", "steps", "top1", "top5", "loss", "wall_second
 
 @pytest.mark.slow
 def test_short_run_learns_and_writes_results(fashion_data_dir, tmp_path):
-  config = tiny_fashion_config(fashion_data_dir, num_train_steps=80, learning_rate=0.05)
+  # Evaluated with the flip protocol: each test image and its mirror, scores averaged.
+  config = tiny_fashion_config(fashion_data_dir, num_train_steps=80, learning_rate=0.05,
+                               eval_protocol="flip")
   results = train_and_evaluate(config, str(tmp_path))
   on_disk = json.loads((tmp_path / "results.json").read_text())
   assert RESULT_KEYS <= set(on_disk)
@@ -27,6 +29,23 @@ def test_short_run_learns_and_writes_results(fashion_data_dir, tmp_path):
   assert (tmp_path / "config.json").exists()
   assert any(f.startswith("events.out.tfevents") for f in os.listdir(tmp_path))
   assert os.listdir(tmp_path / "checkpoints") and os.listdir(tmp_path / "checkpoints_best")
+
+
+def test_flip_protocol_feeds_each_test_image_and_its_mirror(fashion_data_dir):
+  import numpy as np
+
+  from cnn_jax import data, models
+  batches = {}
+  for protocol in ("center", "flip"):
+    config = tiny_fashion_config(fashion_data_dir, eval_protocol=protocol,
+                                 eval_batch_size=16, eval_max_examples=16)
+    pipeline = data.create_input(config, model_spec=models.spec(config.model))
+    batches[protocol] = next(iter(pipeline.eval_iter()))
+  center, flip = batches["center"]["image"], batches["flip"]["image"]
+  assert center.shape == (16, 28, 28, 1) and flip.shape == (16, 2, 28, 28, 1)
+  np.testing.assert_array_equal(flip[:, 0], center)
+  np.testing.assert_array_equal(flip[:, 1], center[:, :, ::-1])
+  np.testing.assert_array_equal(batches["flip"]["label"], batches["center"]["label"])
 
 
 @pytest.mark.slow

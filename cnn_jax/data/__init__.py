@@ -22,11 +22,15 @@ from cnn_jax.data.pipeline import (Split, eval_batches, local_eval_batch, normal
 
 def _decoded_preprocess(config, ds_info, model_spec, mean, std, *, train: bool):
   """Arrays TFDS decodes (Fashion-MNIST): normalised, resized when image_size is not the
-  stored size, and for training augmented per image."""
+  stored size, for training augmented per image, for evaluation with its mirror under the
+  `flip` protocol."""
   import tensorflow as tf
+
+  from cnn_jax.data.eval_protocols import with_mirror
   del model_spec
   size = config.image_size
   aug = augment.get(config.augment) if train else None
+  mirror = not train and config.get("eval_protocol", "center") == "flip"
 
   def preprocess(example, rng_seed):
     image = normalize(example["image"], mean, std)
@@ -34,6 +38,8 @@ def _decoded_preprocess(config, ds_info, model_spec, mean, std, *, train: bool):
       image = tf.image.resize(image, [size, size], method="bilinear")
     if aug is not None:
       image = aug(image, rng_seed)
+    if mirror:
+      image = with_mirror(image)
     return {"image": image, "label": example["label"]}
 
   return preprocess
@@ -167,7 +173,7 @@ def protocol_needs_jpeg(protocol: str, name: str) -> str:
   """The error for a multi-view evaluation protocol on a dataset of decoded arrays."""
   return (f"eval_protocol {protocol!r} needs a JPEG dataset (imagenet2012, image_folder): "
           f"its crops are cut from the encoded full-size image; {name} is evaluated with "
-          f"center only: set --config.eval_protocol=center")
+          f"center or flip: set --config.eval_protocol=center")
 
 
 def prepare(config):
@@ -186,12 +192,12 @@ def _prepare(config):
   if not ds_info.train_split:
     raise DataError(f"{name} is an evaluation set; train on imagenet2012 and add it with "
                     f"--config.extra_eval_datasets={name}")
-  from cnn_jax.data.eval_protocols import PROTOCOLS
+  from cnn_jax.data.eval_protocols import JPEG_ONLY, PROTOCOLS
   protocol = config.get("eval_protocol", "center")
   if protocol not in PROTOCOLS:
     raise DataError(f"unknown eval_protocol {protocol!r}; choose one of "
                     f"{', '.join(PROTOCOLS)}")
-  if protocol != "center" and not ds_info.jpeg:
+  if protocol in JPEG_ONLY and not ds_info.jpeg:
     raise DataError(protocol_needs_jpeg(protocol, name))
   extra = {}
   for extra_name in extra_eval_names(config):

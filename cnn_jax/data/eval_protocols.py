@@ -2,6 +2,9 @@
 
   center    resize + centre crop with the model's crop fraction (0.875; res/(res+32) for
             EfficientNet, from the registry spec): batch['image'] is [B, S, S, 3]
+  flip      the centre view and its mirror, scores averaged (the cheapest test-time
+            augmentation; also for datasets of decoded arrays such as Fashion-MNIST):
+            [B, 2, S, S, C]
   ten_crop  4 corners + centre of the image resized to S / crop_fraction (256 for 224),
             each with its mirror (Krizhevsky et al. 2012, Section 4.1): [B, 10, S, S, 3]
   dense     VGG's multi-scale dense evaluation (Simonyan & Zisserman 2014, Section 3.2):
@@ -18,7 +21,10 @@ from __future__ import annotations
 
 from cnn_jax.data import imagenet_preprocess as ip
 
-PROTOCOLS = ("center", "ten_crop", "dense")
+PROTOCOLS = ("center", "flip", "ten_crop", "dense")
+# The protocols that need the encoded full-size image (their crops are cut from it); the
+# others also run on datasets of decoded arrays.
+JPEG_ONLY = ("ten_crop", "dense")
 # VGG's dense multi-scale test scales for jittered training S in [256, 512] (Table 4).
 DENSE_SCALES = (256, 384, 512)
 
@@ -67,11 +73,18 @@ def dense_view(image_bytes, scale: int, method: str = "bilinear"):
   return tf.stack([image, tf.reverse(image, [1])])
 
 
+def with_mirror(image):
+  """[2, H, W, C]: `image` [H, W, C] and its left-right mirror."""
+  tf = _tf()
+  return tf.stack([image, tf.reverse(image, [1])])
+
+
 def views(image_bytes, protocol: str, size: int, crop_fraction: float = 0.875,
           method: str = "bilinear", scales=None) -> dict:
   """The protocol's views of one encoded image, float32 in [0, 255], keyed 'image*'."""
-  if protocol == "center":
-    return {"image": ip.decode_and_center_crop(image_bytes, size, crop_fraction, method)}
+  if protocol in ("center", "flip"):
+    image = ip.decode_and_center_crop(image_bytes, size, crop_fraction, method)
+    return {"image": with_mirror(image) if protocol == "flip" else image}
   if protocol == "ten_crop":
     return {"image": ten_crop(image_bytes, size, crop_fraction, method)}
   if protocol == "dense":

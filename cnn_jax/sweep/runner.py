@@ -172,9 +172,7 @@ def main(argv) -> None:
     base = cli.load_config()
     import jax
 
-    from cnn_jax import parallel
-    parallel.initialize_distributed(cli.COORDINATOR.value, cli.NUM_PROCESSES.value,
-                                    cli.PROCESS_ID.value)
+    cli.initialize_distributed()
     experiment, configs, cli_overrides, only = _prepare(base)
     identity = _identity(experiment, cli_overrides)
     check_workdir(workdir, identity, _REPORT.value)

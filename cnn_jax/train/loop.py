@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import logging
 import math
@@ -23,7 +24,7 @@ from cnn_jax.train.metrics import (History, Progress, log_line, params_fingerpri
                                    write_results)
 from cnn_jax.train.optimizers import create_optimizer, learning_rate_schedule
 from cnn_jax.train.state import TrainState
-from cnn_jax.train.steps import all_finite, jit_eval, jit_steps
+from cnn_jax.train.steps import all_finite, jit_eval, jit_steps, train_step
 
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
 
@@ -131,8 +132,8 @@ def load_init_from(config, state, shardings):
   return state
 
 
-def create_train_state(config, model, mesh, image_shape, steps_per_epoch, total_steps):
-  """Initialises parameters directly into their (replicated or sharded) layout."""
+def _state_init(config, model, image_shape, steps_per_epoch, total_steps):
+  """(init(rng) -> TrainState, the learning-rate schedule) for `config`."""
   schedule = learning_rate_schedule(config, steps_per_epoch, total_steps)
   tx = create_optimizer(config, schedule)
 
@@ -141,13 +142,34 @@ def create_train_state(config, model, mesh, image_shape, steps_per_epoch, total_
                            jnp.zeros((1, *image_shape), jnp.float32), train=False)
     return TrainState.create(variables, tx, use_ema=config.ema_decay > 0,
                              loss_scaling=config.dtype == "float16")
+  return init, schedule
 
+
+def create_train_state(config, model, mesh, image_shape, steps_per_epoch, total_steps):
+  """Initialises parameters directly into their (replicated or sharded) layout."""
+  init, schedule = _state_init(config, model, image_shape, steps_per_epoch, total_steps)
   rng = jax.random.key(config.seed)
   abstract = jax.eval_shape(init, rng)
   shardings = parallel.state_shardings(mesh, abstract, config.shard_params,
                                        config.shard_params_min_size)
   state = jax.jit(init, out_shardings=shardings)(rng)
   return state, shardings, schedule
+
+
+def trace_train_step(config, batch, num_classes: int):
+  """The trainer's train step for `config` on a batch shaped like `batch` (the input
+  pipeline's dict of arrays), traced with `jax.eval_shape`: nothing is compiled or
+  allocated. It shows in seconds that the model builds, differentiates and updates at the
+  config's input size with its optimiser; returns the abstract (state, metrics)."""
+  model = create_model(config, num_classes)
+  image_shape = tuple(batch["image"].shape[1:])
+  init, _ = _state_init(config, model, image_shape, steps_per_epoch=100, total_steps=100)
+  state = jax.eval_shape(init, jax.random.key(config.seed))
+  step = functools.partial(train_step, apply_fn=model.apply, config=config,
+                           num_classes=num_classes)
+  abstract_batch = {k: jax.ShapeDtypeStruct(np.shape(v), np.asarray(v).dtype)
+                    for k, v in batch.items()}
+  return jax.eval_shape(step, state, abstract_batch, jax.random.key(config.seed + 1))
 
 
 def evaluate(eval_fn, state, batches, mesh) -> dict:
