@@ -15,7 +15,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import ROOT, subprocess_env
+from conftest import ROOT, run_cli, subprocess_env
 
 MAIN = ("cnn_jax.main", "--config=configs/fashion_mnist.py", "--workdir={wd}",
         "--config.data_dir={data}")
@@ -167,14 +167,22 @@ def _cases():
     yield pytest.param(*values[1:], id=values[0], marks=marks)
 
 
+def run_case(argv, capfd, subprocess_only=False):
+  """cnn_jax.main's cases run in this process (conftest.run_cli); cnn_jax.convert's, whose
+  flags would collide with cnn_jax.main's in one process, as a real `python -m`."""
+  if argv[0] == "cnn_jax.main" and not subprocess_only:
+    return run_cli(argv[0], argv[1:], capfd)
+  return subprocess.run([sys.executable, "-m", *argv], cwd=ROOT, env=subprocess_env(),
+                        capture_output=True, text=True, timeout=300)
+
+
 @pytest.mark.parametrize("argv,expected", list(_cases()))
-def test_bad_input_is_one_line_and_changes_nothing(inputs, fashion_data_dir, tmp_path, argv,
-                                                   expected):
+def test_bad_input_is_one_line_and_changes_nothing(inputs, fashion_data_dir, tmp_path, capfd,
+                                                   argv, expected):
   workdir = tmp_path / "out"
   args = [a.format(**{"in": inputs, "data": fashion_data_dir, "wd": workdir}) for a in argv]
   before = tree(inputs)
-  proc = subprocess.run([sys.executable, "-m", *args], cwd=ROOT, env=subprocess_env(),
-                        capture_output=True, text=True, timeout=300)
+  proc = run_case(args, capfd)
   errors = [l for l in proc.stderr.splitlines() if l.startswith("error:")]
   assert proc.returncode not in (0, None) and len(errors) == 1, proc.stderr[-3000:]
   assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
@@ -184,6 +192,19 @@ def test_bad_input_is_one_line_and_changes_nothing(inputs, fashion_data_dir, tmp
   assert not (tmp_path / "out_tfds").exists()  # no dataset prepared
   assert tree(inputs) == before  # nothing read was written, moved or deleted
   assert not (inputs / "CODE_RAN").exists()  # the pickle's code never ran
+
+
+@pytest.mark.parametrize("case", ["batch_zero", "config_arg_unknown"])
+def test_exit_code_contract_through_a_real_process(fashion_data_dir, tmp_path, case):
+  """What the in-process cases stand for: a real `python -m cnn_jax.main` exits 1 with the
+  one error line on stderr, as the in-process run reports it."""
+  argv, expected = next((c[1], c[2]) for c in CASES if getattr(c, "values", c)[0] == case)
+  args = [a.format(**{"data": fashion_data_dir, "wd": tmp_path / "out"}) for a in argv]
+  proc = run_case(args, None, subprocess_only=True)
+  errors = [l for l in proc.stderr.splitlines() if l.startswith("error:")]
+  assert proc.returncode == 1 and len(errors) == 1, proc.stderr[-3000:]
+  assert all(part in errors[0] for part in expected) and "Traceback" not in proc.stderr
+  assert not (tmp_path / "out").exists()
 
 
 # --- failures inside training: one line, the traceback behind --verbose -----------------

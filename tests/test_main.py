@@ -5,7 +5,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import QUICK_SHUFFLE, ROOT, subprocess_env
+from conftest import QUICK_SHUFFLE, ROOT, run_cli, subprocess_env
 
 
 def run_main(*args, devices: int = 1, timeout: int = 120):
@@ -40,9 +40,10 @@ def error_line(proc) -> str:
                                   "batch_size=60032, so an epoch has no step; set "
                                   "--config.batch_size to at most 60000"),
 ])
-def test_bad_config_is_one_line(fashion_data_dir, tmp_path, override, expected):
-  proc = run_main("--config=configs/fashion_mnist.py", f"--workdir={tmp_path}",
-                  f"--config.data_dir={fashion_data_dir}", override)
+def test_bad_config_is_one_line(fashion_data_dir, tmp_path, capfd, override, expected):
+  proc = run_cli("cnn_jax.main", ["--config=configs/fashion_mnist.py",
+                                  f"--workdir={tmp_path}",
+                                  f"--config.data_dir={fashion_data_dir}", override], capfd)
   assert expected in error_line(proc)
   assert not os.path.exists(tmp_path / "checkpoints")
 
