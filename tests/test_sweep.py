@@ -188,7 +188,7 @@ def test_tiny_sweep_end_to_end_skip_and_resume(fashion_data_dir, tmp_path):
 
 @pytest.mark.slow
 def test_killed_run_resumes_from_its_checkpoint(fashion_data_dir, tmp_path):
-  exp = write_experiment(tmp_path / "tiny.py", cells=CELLS[:1], steps=400, ckpt=20,
+  exp = write_experiment(tmp_path / "tiny.py", cells=CELLS[:1], steps=120, ckpt=20,
                          extra="\ndel get_claims\n")  # a study may state no claim
   wd = tmp_path / "wd"
   args = [f"--config={exp}", f"--workdir={wd}", "--seeds=1",
@@ -208,7 +208,7 @@ def test_killed_run_resumes_from_its_checkpoint(fashion_data_dir, tmp_path):
   assert again.returncode == 0, again.stderr[-3000:]
   assert "narrow seed 0: resuming" in again.stderr
   assert "resumed at step" in again.stderr
-  assert json.loads((wd / "narrow" / "seed_0" / "results.json").read_text())["steps"] == 400
+  assert json.loads((wd / "narrow" / "seed_0" / "results.json").read_text())["steps"] == 120
   history = [json.loads(l) for l in
              (wd / "narrow" / "seed_0" / "history.jsonl").read_text().splitlines()]
   steps = [r["step"] for r in history if r["kind"] == "train"]
