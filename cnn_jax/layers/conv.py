@@ -81,7 +81,7 @@ class Conv(nn.Module):
                         self.param_dtype)
     dilation = _pair(self.dilation)
     if depthwise.applies(self.groups, in_features, self.features, dilation):
-      # CPU only: XLA's own depthwise gradient is slow there (see depthwise.py).
+      # CPU only: XLA's own depthwise convolution and gradient are slow there.
       y = depthwise.depthwise_conv(
           x.astype(self.dtype), kernel.astype(self.dtype), _pair(self.strides),
           resolve_padding(self.padding, (kh, kw), dilation))

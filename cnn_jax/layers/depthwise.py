@@ -10,10 +10,13 @@ kernel,
   d kernel[i, j, c] = sum_{n, y, x} g[n, y, x, c] * x_pad[n, i + s*y, j + s*x, c]
   d x_pad[n, i + s*y, j + s*x, c] += g[n, y, x, c] * kernel[i, j, c]
 
-which is exactly the forward pass's multiply-add count. The forward pass stays
-`lax.conv_general_dilated` (fast on CPU, and what the MAC counter in models/summary.py
-reads). `Conv` takes this path only on the CPU backend, for depthwise convolutions
-(groups == in == out channels) without dilation; elsewhere XLA's own gradient is used.
+which is exactly the forward pass's multiply-add count. The forward pass, in training
+and in inference, is the same shifted multiply-adds: XLA's CPU depthwise convolution is
+slow as well (with it, MobileNetV2 inference at batch 8 ran at 0.17x PyTorch's; `make
+bench`). The MAC counter in models/summary.py traces with this path off, so it still reads
+the convolution. `Conv` takes this path only on the CPU backend, for depthwise
+convolutions (groups == in == out channels) without dilation; elsewhere XLA's own
+convolution and gradient are used.
 
 The choice is explicit and read at trace time: `with depthwise.custom_vjp(False): ...`
 around the tracing (experiments/bench_depthwise.py compares both); outside any such
@@ -53,7 +56,6 @@ def custom_vjp(use: bool):
   finally:
     _choice = previous
 
-_DIMENSION_NUMBERS = ("NHWC", "HWIO", "NHWC")
 
 
 def applies(groups: int, in_features: int, out_features: int,
@@ -83,11 +85,7 @@ def depthwise_conv(x: jax.Array, kernel: jax.Array, strides: Sequence[int],
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
 def _depthwise(x, kernel, strides, pads):
-  # The primal (inference, and what the MAC counter in models/summary.py reads) is XLA's
-  # convolution; under differentiation `_depthwise_fwd` replaces it.
-  return lax.conv_general_dilated(x, kernel, strides, pads,
-                                  dimension_numbers=_DIMENSION_NUMBERS,
-                                  feature_group_count=x.shape[-1])
+  return _shifted_multiply_adds(x, kernel, strides, pads)
 
 
 def _phases(x, strides, pads):
@@ -110,15 +108,18 @@ def _window(phases, i, j, strides, out_hw):
   return p[:, i // sh:i // sh + ho, j // sw:j // sw + wo, :]
 
 
-def _depthwise_fwd(x, kernel, strides, pads):
-  # Shifted multiply-adds: XLA's CPU depthwise convolution itself is slow as well.
+def _shifted_multiply_adds(x, kernel, strides, pads):
+  """The depthwise convolution as kh*kw shifted multiply-adds (one per kernel tap)."""
   kh, kw = kernel.shape[:2]
   out_hw = tuple((d + p0 + p1 - k) // s + 1
                  for d, (p0, p1), k, s in zip(x.shape[1:3], pads, (kh, kw), strides))
   phases = _phases(x, strides, pads)
-  y = sum(_window(phases, i, j, strides, out_hw) * kernel[i, j, 0]
-          for i in range(kh) for j in range(kw))
-  return y, (x, kernel)
+  return sum(_window(phases, i, j, strides, out_hw) * kernel[i, j, 0]
+             for i in range(kh) for j in range(kw))
+
+
+def _depthwise_fwd(x, kernel, strides, pads):
+  return _shifted_multiply_adds(x, kernel, strides, pads), (x, kernel)
 
 
 def _depthwise_bwd(strides, pads, residuals, g):
