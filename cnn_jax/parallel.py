@@ -19,9 +19,6 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 DATA_AXIS = "data"
 
 
-HEARTBEAT_TIMEOUT_S = 100  # JAX's default
-
-
 def initialize_distributed(coordinator_address: str | None = None,
                            num_processes: int | None = None,
                            process_id: int | None = None,
@@ -30,8 +27,9 @@ def initialize_distributed(coordinator_address: str | None = None,
 
   `heartbeat_timeout_s`: how long the coordination service waits for a silent process
   before it declares the job failed and the other processes exit (a process killed
-  outright, e.g. by the OOM killer); JAX's default 100 s when None."""
-  timeout = {"heartbeat_timeout_seconds": heartbeat_timeout_s or HEARTBEAT_TIMEOUT_S}
+  outright, e.g. by the OOM killer); None keeps JAX's default (100 s)."""
+  timeout = ({} if heartbeat_timeout_s is None else
+             {"heartbeat_timeout_seconds": heartbeat_timeout_s})
   if coordinator_address or num_processes:
     jax.distributed.initialize(coordinator_address=coordinator_address,
                                num_processes=num_processes, process_id=process_id,

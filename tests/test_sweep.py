@@ -286,8 +286,9 @@ def test_study_files_load_and_check(name, arg):
 
 @pytest.mark.parametrize("name", STUDIES)
 def test_every_study_cell_feeds_and_traces(name, fashion_data_dir):
-  """Each committed study, every cell: the input pipeline gives its first batch at the
-  file's input size, and the trainer's train step traces on it (model, loss, gradient,
+  """Each committed study, every cell: the input pipeline gives a first batch at the
+  file's input size (built once per distinct dataset, size, augmentation and model), and
+  the trainer's train step traces on it (model, loss, gradient,
   optimiser update: `jax.eval_shape`, nothing compiled), so no experiment file rots. This
   replaced a 2-step subprocess sweep per study (10-80 s each on 2 cores, first two cells
   only); the runner itself runs end to end in the tiny-sweep tests and

@@ -69,8 +69,7 @@ def dense_view(image_bytes, scale: int, method: str = "bilinear"):
   image = _decode_short_side(image_bytes, scale, method)
   h, w = tf.shape(image)[0], tf.shape(image)[1]
   oy, ox = (h - scale) // 2, (w - scale) // 2
-  image = tf.ensure_shape(image[oy:oy + scale, ox:ox + scale], [scale, scale, 3])
-  return tf.stack([image, tf.reverse(image, [1])])
+  return with_mirror(tf.ensure_shape(image[oy:oy + scale, ox:ox + scale], [scale, scale, 3]))
 
 
 def with_mirror(image):

@@ -57,7 +57,6 @@ def custom_vjp(use: bool):
     _choice = previous
 
 
-
 def applies(groups: int, in_features: int, out_features: int,
             dilation: Sequence[int] = (1, 1)) -> bool:
   """Whether `Conv` should use `depthwise_conv` (read at trace time)."""

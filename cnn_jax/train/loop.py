@@ -167,8 +167,7 @@ def trace_train_step(config, batch, num_classes: int):
   state = jax.eval_shape(init, jax.random.key(config.seed))
   step = functools.partial(train_step, apply_fn=model.apply, config=config,
                            num_classes=num_classes)
-  abstract_batch = {k: jax.ShapeDtypeStruct(np.shape(v), np.asarray(v).dtype)
-                    for k, v in batch.items()}
+  abstract_batch = {k: jax.ShapeDtypeStruct(v.shape, v.dtype) for k, v in batch.items()}
   return jax.eval_shape(step, state, abstract_batch, jax.random.key(config.seed + 1))
 
 
