@@ -209,7 +209,7 @@ def test_divergence_stops_before_saving_non_finite_values(fashion_data_dir, tmp_
   assert not (tmp_path / "results.json").exists()
 
 
-# The reference for SIGTERM and SIGKILL: 60 steps, checkpoints every 20 (3 kept).
+# The reference for the SIGTERM and SIGKILL chain: 60 steps, checkpoints every 20 (3 kept).
 KILL_RUN = ("--config.num_train_steps=60", "--config.log_every_steps=10",
             "--config.checkpoint_every_steps=20", "--config.keep_checkpoints=3",
             "--config.warmup_epochs=0.02")
@@ -222,43 +222,6 @@ def uninterrupted(fashion_data_dir, tmp_path_factory):
                         env=subprocess_env(), capture_output=True, text=True, timeout=300)
   assert proc.returncode == 0, proc.stderr[-3000:]
   return json.loads((workdir / "results.json").read_text())
-
-
-@pytest.mark.slow
-@pytest.mark.xdist_group("uninterrupted_cli_run")  # one worker runs the shared reference
-def test_sigterm_exits_75_and_the_rerun_matches_an_uninterrupted_run(uninterrupted,
-                                                                     fashion_data_dir,
-                                                                     tmp_path):
-  # Warm-up then cosine (the config's schedule): the resumed leg must continue it exactly.
-  env = subprocess_env()
-  workdir = tmp_path / "run"
-  proc = subprocess.Popen(main_args(fashion_data_dir, workdir, *KILL_RUN), cwd=ROOT, env=env,
-                          stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
-  lines, deadline = [], time.monotonic() + 240
-  try:
-    for line in proc.stderr:  # the first log line of training: step 10/60
-      lines.append(line)
-      if re.search(r"step \d+/60 \|", line) or time.monotonic() > deadline:
-        break
-    proc.send_signal(signal.SIGTERM)
-    _, rest = proc.communicate(timeout=120)
-  finally:
-    if proc.poll() is None:
-      proc.kill()
-  stderr = "".join(lines) + rest
-  assert proc.returncode == 75, stderr[-3000:]
-  stopped = int(re.search(r"stopped at step (\d+) after SIGTERM", stderr).group(1))
-  # The stop's checkpoint is the newest (a slow reaction may pass the scheduled one at 20).
-  assert 10 <= stopped < 60 and checkpoint_steps(workdir)[-1] == stopped
-  assert not (workdir / "results.json").exists()
-
-  resumed = subprocess.run(main_args(fashion_data_dir, workdir, *KILL_RUN), cwd=ROOT, env=env,
-                           capture_output=True, text=True, timeout=300)
-  assert resumed.returncode == 0, resumed.stderr[-3000:]
-  assert f"resumed at step {stopped}" in resumed.stderr
-  out = json.loads((workdir / "results.json").read_text())
-  assert out["steps"] == uninterrupted["steps"] == 60
-  assert out["params_fingerprint"] == uninterrupted["params_fingerprint"]
 
 
 def test_sigterm_handler_is_restored_after_training(fashion_data_dir, tmp_path):
@@ -352,7 +315,7 @@ def test_write_failure_is_one_line_and_keeps_the_previous_checkpoint(
   assert results["params_fingerprint"] == finished_run[1]["params_fingerprint"]
 
 
-# --- SIGKILL at three points ----------------------------------------------------------------
+# --- SIGKILL at three points and SIGTERM, in one workdir --------------------------------------
 
 def _saving(workdir) -> bool:
   """An asynchronous save in flight: orbax writes `<step>.orbax-checkpoint-tmp-*` and
@@ -361,44 +324,84 @@ def _saving(workdir) -> bool:
   return os.path.isdir(path) and any("tmp" in d for d in os.listdir(path))
 
 
-@pytest.mark.slow
-@pytest.mark.xdist_group("uninterrupted_cli_run")
-@pytest.mark.parametrize("point", ["before_first_checkpoint", "between_checkpoints",
-                                   "during_async_save"])
-def test_sigkill_then_rerun_matches_an_uninterrupted_run(uninterrupted, fashion_data_dir,
-                                                         tmp_path, point):
-  workdir = tmp_path / "run"
-  proc = subprocess.Popen(main_args(fashion_data_dir, workdir, *KILL_RUN), cwd=ROOT,
+def _start(data_dir, workdir):
+  return subprocess.Popen(main_args(data_dir, workdir, *KILL_RUN), cwd=ROOT,
                           env=subprocess_env(), stderr=subprocess.PIPE,
                           stdout=subprocess.DEVNULL, text=True)
-  deadline = time.monotonic() + 240
-  try:
-    if point == "during_async_save":  # poll for the first save's temporary folder
-      while not _saving(workdir) and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.001)
-      assert _saving(workdir), "no asynchronous save was seen in flight"
-    else:  # the log line of step 10 (no checkpoint yet) or step 30 (step 20 committed)
-      wanted = "step 10/60 |" if point == "before_first_checkpoint" else "step 30/60 |"
-      for line in proc.stderr:
-        if wanted in line or time.monotonic() > deadline:
-          break
-    proc.kill()
-    proc.wait(timeout=60)
-  finally:
-    if proc.poll() is None:
-      proc.kill()
-  killed_at = checkpoint_steps(workdir)
-  if point == "before_first_checkpoint":
-    assert killed_at == []
-  elif point == "between_checkpoints":
-    assert killed_at == [20]
-  assert not (workdir / "results.json").exists()
 
+
+def _read_until(proc, pattern) -> str:
+  """The process's log up to the first line matching `pattern` (at most 240 s)."""
+  lines, deadline = [], time.monotonic() + 240
+  for line in proc.stderr:
+    lines.append(line)
+    if re.search(pattern, line) or time.monotonic() > deadline:
+      break
+  return "".join(lines)
+
+
+def _kill(proc) -> None:
+  proc.kill()
+  proc.wait(timeout=60)
+
+
+@pytest.mark.slow
+def test_kills_and_sigterm_then_the_last_rerun_matches_an_uninterrupted_run(
+    uninterrupted, fashion_data_dir, tmp_path):
+  """One workdir through four interruptions, each run starting where the previous one
+  left it: SIGKILL before the first checkpoint (nothing saved: the next run starts
+  afresh), SIGKILL between checkpoints (step 20 committed), SIGTERM (exit 75 with a
+  checkpoint of the step it stopped at), SIGKILL while an asynchronous save is in flight
+  (the half-written step is not used). The run that finishes must end with the
+  uninterrupted run's parameters, loss and BatchNorm statistics, which any leg restoring
+  or continuing wrongly (the warm-up then cosine schedule included) would change. One
+  chain of 5 processes instead of 4 tests of 2 (~12 s of imports and compiling each)."""
+  workdir = tmp_path / "run"
+  procs = []
+  try:
+    # 1. SIGKILL at the log line of step 10: no checkpoint yet.
+    procs.append(proc := _start(fashion_data_dir, workdir))
+    _read_until(proc, r"step 10/60 \|")
+    _kill(proc)
+    assert checkpoint_steps(workdir) == []
+
+    # 2. Starts afresh; SIGKILL at step 30's log line, step 20 committed.
+    procs.append(proc := _start(fashion_data_dir, workdir))
+    log = _read_until(proc, r"step 30/60 \|")
+    _kill(proc)
+    assert "resumed at step" not in log and "step 30/60 |" in log, log[-3000:]
+    assert checkpoint_steps(workdir) == [20]
+
+    # 3. Resumes at 20; SIGTERM at its first log line: exit 75, a checkpoint of the step it
+    # stopped at (the newest: a slow reaction may pass a scheduled one), no results.
+    procs.append(proc := _start(fashion_data_dir, workdir))
+    log = _read_until(proc, r"step \d+/60 \|")
+    proc.send_signal(signal.SIGTERM)
+    _, rest = proc.communicate(timeout=120)
+    log += rest
+    assert proc.returncode == 75 and "resumed at step 20" in log, log[-3000:]
+    stopped = int(re.search(r"stopped at step (\d+) after SIGTERM", log).group(1))
+    assert 20 < stopped < 60 and checkpoint_steps(workdir)[-1] == stopped
+
+    # 4. Resumes at the stop; SIGKILL while its next save is being written.
+    procs.append(proc := _start(fashion_data_dir, workdir))
+    deadline = time.monotonic() + 240
+    while not _saving(workdir) and proc.poll() is None and time.monotonic() < deadline:
+      time.sleep(0.001)
+    assert _saving(workdir), "no asynchronous save was seen in flight"
+    _kill(proc)
+    killed_at = checkpoint_steps(workdir)
+    assert not (workdir / "results.json").exists()
+  finally:
+    for p in procs:
+      if p.poll() is None:
+        p.kill()
+
+  # 5. Resumes at the newest committed step and finishes.
   rerun = subprocess.run(main_args(fashion_data_dir, workdir, *KILL_RUN), cwd=ROOT,
                          env=subprocess_env(), capture_output=True, text=True, timeout=300)
   assert rerun.returncode == 0, rerun.stderr[-3000:]
-  if killed_at:
-    assert f"resumed at step {killed_at[-1]}" in rerun.stderr
+  assert f"resumed at step {killed_at[-1]}" in rerun.stderr
   out = json.loads((workdir / "results.json").read_text())
   assert out["steps"] == uninterrupted["steps"] == 60
   assert out["params_fingerprint"] == uninterrupted["params_fingerprint"]

@@ -61,11 +61,11 @@ def test_8_devices_match_1_device(one_device_run, tmp_path):
   assert eight["devices"] == 8 and one["devices"] == 1
   assert_same_training(eight["losses"], one["losses"])
   assert one["losses"][-1] < one["losses"][0]
-  # The checkpoint written with 8 devices restores on 1 and on 4.
-  for devices in (1, 4):
-    restored = run_worker(devices, "--mode", "restore", "--ckpt_dir", str(tmp_path / "ckpt8"))
-    assert restored["devices"] == devices and restored["step"] == 20
-    assert restored["fingerprint"] == eight["fingerprint"]
+  # The checkpoint written with 8 devices restores on 4 (test_two_processes_match_one_process
+  # restores one written by 2 processes on 1 device).
+  restored = run_worker(4, "--mode", "restore", "--ckpt_dir", str(tmp_path / "ckpt8"))
+  assert restored["devices"] == 4 and restored["step"] == 20
+  assert restored["fingerprint"] == eight["fingerprint"]
 
 
 @pytest.mark.slow

@@ -3,6 +3,7 @@ files checked before anything trains, and a tiny study end to end (folders, repo
 skip of finished runs, resume of a killed run)."""
 
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -10,7 +11,7 @@ import sys
 import time
 
 import pytest
-from conftest import QUICK_SHUFFLE, ROOT, SHUFFLE_BUFFER, subprocess_env
+from conftest import QUICK_SHUFFLE, ROOT, SHUFFLE_BUFFER, run_cli, subprocess_env
 
 from cnn_jax.sweep import index, verdict
 from cnn_jax.sweep.verdict import Claim, judge
@@ -112,12 +113,18 @@ def write_experiment(path, cells=CELLS, steps=6, ckpt=3, extra=""):
 
 
 def sweep(*args, timeout=600, wait=True):
+  """`python -m cnn_jax.sweep *args` as a real process (where it trains); `sweep_here` runs
+  the cases that train nothing in this process."""
   cmd = [sys.executable, "-m", "cnn_jax.sweep", *args]
   if not wait:
     return subprocess.Popen(cmd, cwd=ROOT, env=subprocess_env(), stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
   return subprocess.run(cmd, cwd=ROOT, env=subprocess_env(), capture_output=True, text=True,
                         timeout=timeout)
+
+
+def sweep_here(capfd, *args):
+  return run_cli("cnn_jax.sweep.runner", list(args), capfd)  # what `-m cnn_jax.sweep` runs
 
 
 def one_error_line(proc) -> str:
@@ -128,7 +135,7 @@ def one_error_line(proc) -> str:
 
 
 @pytest.mark.slow
-def test_tiny_sweep_end_to_end_skip_and_resume(fashion_data_dir, tmp_path):
+def test_tiny_sweep_end_to_end_skip_and_resume(fashion_data_dir, tmp_path, capfd, caplog):
   exp = write_experiment(tmp_path / "tiny.py")
   wd = tmp_path / "wd"
   args = [f"--config={exp}", f"--workdir={wd}", "--seeds=2",
@@ -154,18 +161,22 @@ def test_tiny_sweep_end_to_end_skip_and_resume(fashion_data_dir, tmp_path):
   assert "| `narrow` | 2/2 |" in report and "plot.png" in report and "wider is better" in report
   assert (wd / "plot.png").stat().st_size > 1000
 
-  # A rerun trains nothing: every run is skipped and results.json stays as it was.
+  # A rerun trains nothing: every run is skipped and results.json stays as it was. (In this
+  # process: the log is caplog's.)
   mtime = (wd / "wide" / "seed_1" / "results.json").stat().st_mtime_ns
-  again = sweep(*args)
+  caplog.set_level(logging.INFO)
+  again = sweep_here(capfd, *args)
   assert again.returncode == 0, again.stderr[-3000:]
-  assert again.stderr.count("finished earlier, skipped") == 4
-  assert "first step" not in again.stderr
+  assert caplog.text.count("finished earlier, skipped") == 4
+  assert "first step" not in caplog.text
   assert (wd / "wide" / "seed_1" / "results.json").stat().st_mtime_ns == mtime
 
   # --report alone rewrites the report from the runs, training nothing.
   (wd / "report.md").unlink()
-  report_only = sweep(*args, "--report")
-  assert report_only.returncode == 0 and "first step" not in report_only.stderr
+  caplog.clear()
+  report_only = sweep_here(capfd, *args, "--report")
+  assert report_only.returncode == 0 and "report:" in caplog.text
+  assert "first step" not in caplog.text
   assert "| `wide` | 2/2 |" in (wd / "report.md").read_text()
 
   # The studies table of a README is generated from summary.json.
@@ -180,10 +191,10 @@ def test_tiny_sweep_end_to_end_skip_and_resume(fashion_data_dir, tmp_path):
 
   # Another experiment's cells, or other overrides, are refused before anything trains.
   other = write_experiment(tmp_path / "other.py")
-  assert "holds the cells of tiny.py" in one_error_line(
-      sweep(f"--config={other}", f"--workdir={wd}", f"--config.data_dir={fashion_data_dir}"))
+  assert "holds the cells of tiny.py" in one_error_line(sweep_here(
+      capfd, f"--config={other}", f"--workdir={wd}", f"--config.data_dir={fashion_data_dir}"))
   assert "was run with the overrides" in one_error_line(
-      sweep(*args, "--config.learning_rate=0.5"))
+      sweep_here(capfd, *args, "--config.learning_rate=0.5"))
 
 
 @pytest.mark.slow
@@ -230,9 +241,10 @@ W = {"name": "wide"}
     ([W, {"name": "narrow"}], "\ndel get_sweep\n", [], "has no get_sweep(arg) function"),
     ([W], "", [], "claim names cell 'narrow', which get_sweep lacks"),
 ])
-def test_bad_experiment_is_one_line_before_training(tmp_path, cells, extra, args, expected):
+def test_bad_experiment_is_one_line_before_training(tmp_path, capfd, cells, extra, args,
+                                                    expected):
   exp = write_experiment(tmp_path / "bad.py", cells=cells, extra=extra)
-  proc = sweep(f"--config={exp}", f"--workdir={tmp_path / 'wd'}", *args)
+  proc = sweep_here(capfd, f"--config={exp}", f"--workdir={tmp_path / 'wd'}", *args)
   assert expected in one_error_line(proc)
   assert not os.path.exists(tmp_path / "wd" / "wide")
 
@@ -241,8 +253,8 @@ def test_bad_experiment_is_one_line_before_training(tmp_path, cells, extra, args
     ("experiments/no_such_study.py", "no_such_study.py"),
     ("experiments/vgg_lrn.py:imagnet", "'imagnet'"),  # a misspelt scale
 ])
-def test_unknown_experiment_file_or_argument(tmp_path, config, expected):
-  proc = sweep(f"--config={config}", f"--workdir={tmp_path}")
+def test_unknown_experiment_file_or_argument(tmp_path, capfd, config, expected):
+  proc = sweep_here(capfd, f"--config={config}", f"--workdir={tmp_path}")
   assert expected in one_error_line(proc)
 
 
