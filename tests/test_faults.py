@@ -164,6 +164,36 @@ def test_all_checkpoints_corrupt_is_one_line_and_deletes_nothing(finished_run,
   assert not (workdir / "checkpoints_corrupt").exists()
 
 
+def test_best_checkpoint_of_a_step_already_kept_is_not_saved_again(tmp_path):
+  """A sweep run killed after evaluating step 21 (best-checkpoint manager: 21, and 24 whose
+  deletion the kill interrupted) resumes from step 20 and evaluates step 21 again: the
+  offer of step 21 must not raise orbax's StepAlreadyExistsError (seen in
+  test_killed_run_resumes_from_its_checkpoint)."""
+  import jax.numpy as jnp
+  import optax
+  import orbax.checkpoint as ocp
+  from flax.training import train_state
+
+  def state(step):
+    return train_state.TrainState.create(apply_fn=None, params={"w": jnp.ones(2)},
+                                         tx=optax.sgd(0.1)).replace(step=step)
+  left = ocp.CheckpointManager(
+      tmp_path / "checkpoints_best",
+      options=ocp.CheckpointManagerOptions(create=True, best_fn=lambda m: m["top1"],
+                                           best_mode="max"))
+  for step, top1 in ((21, 0.3), (24, 0.5)):
+    left.save(step, args=ocp.args.StandardSave(state(step)), metrics={"top1": top1})
+  left.wait_until_finished()
+  left.close()
+  mngr = checkpoint.best_manager(str(tmp_path))
+  assert mngr.all_steps() == [21, 24] and mngr.latest_step() == 24
+  checkpoint.save_if_best(mngr, state(21), {"top1": 0.3})
+  checkpoint.save_if_best(mngr, state(27), {"top1": 0.9})
+  mngr.wait_until_finished()
+  assert mngr.all_steps()[-1] == 27
+  mngr.close()
+
+
 # --- the eval batch and the split -----------------------------------------------------------
 
 def test_eval_batch_never_exceeds_the_split(fashion_data_dir, caplog):

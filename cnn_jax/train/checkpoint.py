@@ -36,8 +36,12 @@ def best_manager(workdir: str) -> ocp.CheckpointManager:
 
 
 def save_if_best(mngr: ocp.CheckpointManager, state, metrics: dict) -> None:
+  """Offers the evaluated `state` to the best manager. A step it holds already is left as
+  it is: a run killed after evaluating that step resumes from an earlier checkpoint and
+  evaluates it again (and a kill during orbax's deletion of a worse step can leave it
+  beside a newer one, so the newest step is not the only one to check)."""
   step = int(jax.device_get(state.step))
-  if mngr.latest_step() != step:
+  if step not in mngr.all_steps():
     mngr.save(step, args=ocp.args.StandardSave(state), metrics={"top1": metrics["top1"]},
               force=True)
 
