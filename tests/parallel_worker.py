@@ -43,11 +43,14 @@ def main():
   p.add_argument("--mode", choices=["train", "restore"], default="train")
   p.add_argument("--steps", type=int, default=20)
   p.add_argument("--dtype", default="float32")
-  p.add_argument("--ckpt_dir", default="")
+  p.add_argument("--ckpt_dir", default="", help="where the (last) layout's state is saved")
   p.add_argument("--port", type=int, default=0)
   p.add_argument("--process_id", type=int, default=0)
   p.add_argument("--num_processes", type=int, default=1)
-  p.add_argument("--shard_params", action="store_true")
+  p.add_argument("--layouts", default="all", help="comma-separated layouts trained one "
+                 "after another in this process, each printing its RESULT line: 'all' (every "
+                 "device), 'N' (the first N devices), 'fsdp' (every device, parameters "
+                 "sharded)")
   p.add_argument("--progress", action="store_true", help="print STEP k after each step")
   p.add_argument("--heartbeat_timeout", type=int, default=None)
   p.add_argument("--start_delay", type=float, default=0.0, help="seconds to sleep before "
@@ -57,12 +60,20 @@ def main():
     parallel.initialize_distributed(f"127.0.0.1:{a.port}", a.num_processes, a.process_id,
                                     a.heartbeat_timeout)
   time.sleep(a.start_delay)
+  layouts = a.layouts.split(",")
+  for layout in layouts:
+    devices = jax.devices()[:int(layout)] if layout.isdigit() else jax.devices()
+    out = run(a, parallel.make_mesh(devices), shard_params=layout == "fsdp",
+              save=layout == layouts[-1])
+    print("RESULT " + json.dumps({"layout": layout, **out}), flush=True)
+
+
+def run(a, mesh, shard_params: bool, save: bool) -> dict:
   c = config(a.dtype)
-  c.shard_params, c.shard_params_min_size = a.shard_params, 64  # tiny model: shard small arrays
-  mesh = parallel.make_mesh()
+  c.shard_params, c.shard_params_min_size = shard_params, 64  # tiny model: shard small arrays
   model = create_model(c, CLASSES)
   state, shardings, _ = create_train_state(c, model, mesh, (SIZE, SIZE, 1), 100, 100)
-  out = {"devices": jax.device_count(), "processes": jax.process_count(),
+  out = {"devices": mesh.size, "processes": jax.process_count(),
          "sharded_param_leaves": sum(not s.is_fully_replicated
                                      for s in jax.tree.leaves(shardings.params))}
   if a.mode == "restore":
@@ -70,8 +81,7 @@ def main():
     state = checkpoint.restore_latest(mngr, state)
     out["step"] = int(jax.device_get(state.step))
     out["fingerprint"] = params_fingerprint(state.params)
-    print("RESULT " + json.dumps(out), flush=True)
-    return
+    return out
   train_fn, _ = jit_steps(model.apply, c, CLASSES, shardings, parallel.batch_sharding(mesh),
                           parallel.replicated(mesh))
   local = GLOBAL_BATCH // jax.process_count()
@@ -86,11 +96,11 @@ def main():
   out["losses"] = losses
   out["param_dtypes"] = sorted({str(x.dtype) for x in jax.tree.leaves(state.params)})
   out["fingerprint"] = params_fingerprint(state.params)
-  if a.ckpt_dir:
+  if a.ckpt_dir and save:
     mngr = checkpoint.manager(a.ckpt_dir, keep=2)
     checkpoint.save(mngr, state, force=True)
     mngr.wait_until_finished()
-  print("RESULT " + json.dumps(out), flush=True)
+  return out
 
 
 if __name__ == "__main__":

@@ -19,17 +19,23 @@ def _env(devices, fast_compile=False):
   return subprocess_env(devices, fast_compile=fast_compile)
 
 
-def _result(stdout):
-  lines = [l for l in stdout.splitlines() if l.startswith("RESULT ")]
-  assert lines, stdout[-2000:]
-  return json.loads(lines[-1][len("RESULT "):])
+def _results(stdout) -> dict:
+  """The worker's RESULT lines by layout."""
+  out = {}
+  for line in stdout.splitlines():
+    if line.startswith("RESULT "):
+      result = json.loads(line[len("RESULT "):])
+      out[result["layout"]] = result
+  assert out, stdout[-2000:]
+  return out
 
 
-def run_worker(devices, *args, fast_compile=False):
+def run_worker(devices, *args, fast_compile=False) -> dict:
+  """The worker's results by layout (one layout, 'all' devices, unless `args` say)."""
   proc = subprocess.run([sys.executable, WORKER, *args], env=_env(devices, fast_compile),
                         capture_output=True, text=True, timeout=300)
   assert proc.returncode == 0, proc.stderr[-3000:]
-  return _result(proc.stdout)
+  return _results(proc.stdout)
 
 
 def _free_port():
@@ -48,29 +54,33 @@ def assert_same_training(losses, reference):
 
 
 @pytest.fixture(scope="module")
-def one_device_run():
-  """The 1-device reference of the layout comparisons (20 steps, production compiler)."""
-  return run_worker(1)
+def layouts(tmp_path_factory):
+  """The same 20 steps (production compiler) in three layouts, one after another in one
+  process with 8 simulated devices: 1 device (the reference of the layout comparisons),
+  8 devices with sharded parameters (FSDP), 8 devices data-parallel (its checkpoint in
+  the returned folder)."""
+  ckpt = tmp_path_factory.mktemp("ckpt8")
+  return run_worker(8, "--layouts", "1,fsdp,all", "--ckpt_dir", str(ckpt)), ckpt
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("one_device_run")  # one worker computes the shared reference
-def test_8_devices_match_1_device(one_device_run, tmp_path):
-  one = one_device_run
-  eight = run_worker(8, "--ckpt_dir", str(tmp_path / "ckpt8"))
+@pytest.mark.xdist_group("layouts")  # one worker computes the shared runs
+def test_8_devices_match_1_device(layouts):
+  runs, ckpt = layouts
+  one, eight = runs["1"], runs["all"]
   assert eight["devices"] == 8 and one["devices"] == 1
   assert_same_training(eight["losses"], one["losses"])
   assert one["losses"][-1] < one["losses"][0]
   # The checkpoint written with 8 devices restores on 4 (test_two_processes_match_one_process
   # restores one written by 2 processes on 1 device).
-  restored = run_worker(4, "--mode", "restore", "--ckpt_dir", str(tmp_path / "ckpt8"))
+  restored = run_worker(4, "--mode", "restore", "--ckpt_dir", str(ckpt))["all"]
   assert restored["devices"] == 4 and restored["step"] == 20
   assert restored["fingerprint"] == eight["fingerprint"]
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("one_device_run")
-def test_two_processes_match_one_process(one_device_run, tmp_path):
+@pytest.mark.xdist_group("layouts")
+def test_two_processes_match_one_process(layouts, tmp_path):
   # Process 1 starts its first step 35 s late (a loaded host compiling slowly): the first
   # collective would time out (gloo's 30 s deadline) unless processes meet after compiling.
   port = _free_port()
@@ -85,12 +95,12 @@ def test_two_processes_match_one_process(one_device_run, tmp_path):
   for proc in procs:
     stdout, stderr = proc.communicate(timeout=300)
     assert proc.returncode == 0, stderr[-3000:]
-    outs.append(_result(stdout))
+    outs.append(_results(stdout)["all"])
   assert outs[0]["processes"] == 2 and outs[0]["devices"] == 8
-  assert_same_training(outs[0]["losses"], one_device_run["losses"])
+  assert_same_training(outs[0]["losses"], layouts[0]["1"]["losses"])
   assert outs[0]["fingerprint"] == outs[1]["fingerprint"]
   # The checkpoint the two processes wrote together restores in one process.
-  restored = run_worker(1, "--mode", "restore", "--ckpt_dir", ckpt)
+  restored = run_worker(1, "--mode", "restore", "--ckpt_dir", ckpt)["all"]
   assert restored["processes"] == 1 and restored["step"] == 20
   assert restored["fingerprint"] == outs[0]["fingerprint"]
 
@@ -211,15 +221,14 @@ def test_process_slices_are_disjoint_and_cover_the_split(fashion_data_dir):
 
 @pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
 def test_half_precision_trains_with_float32_params(dtype):
-  out = run_worker(1, "--dtype", dtype, "--steps", "20", fast_compile=True)
+  out = run_worker(1, "--dtype", dtype, "--steps", "20", fast_compile=True)["all"]
   assert out["param_dtypes"] == ["float32"]
   assert np.mean(out["losses"][-5:]) < np.mean(out["losses"][:5])
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("one_device_run")
-def test_fsdp_sharded_params_match_replicated(one_device_run):
-  one = one_device_run
-  fsdp = run_worker(8, "--shard_params")
-  assert fsdp["sharded_param_leaves"] > 0
-  assert_same_training(fsdp["losses"], one["losses"])
+@pytest.mark.xdist_group("layouts")
+def test_fsdp_sharded_params_match_replicated(layouts):
+  runs = layouts[0]
+  assert runs["fsdp"]["sharded_param_leaves"] > 0 and runs["all"]["sharded_param_leaves"] == 0
+  assert_same_training(runs["fsdp"]["losses"], runs["1"]["losses"])
