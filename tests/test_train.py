@@ -52,7 +52,7 @@ def test_flip_protocol_feeds_each_test_image_and_its_mirror(fashion_data_dir):
 def test_resume_matches_uninterrupted_run(fashion_data_dir, tmp_path):
   # Constant learning rate, so the shortened first leg runs the same schedule.
   common = dict(lr_schedule="constant", learning_rate=0.02, checkpoint_every_steps=10,
-                augment="flip_crop", num_train_steps=20)
+                augment="flip_crop", num_train_steps=20, eval_max_examples=500)
   full = train_and_evaluate(tiny_fashion_config(fashion_data_dir, **common),
                             str(tmp_path / "full"))
   part = tiny_fashion_config(fashion_data_dir, **{**common, "num_train_steps": 10})
