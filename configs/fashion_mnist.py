@@ -12,8 +12,8 @@ warm-up and cosine decay, batch 128, evaluated after epochs 2 and 4.
 
 Measured on the project's 2-core machine (seed 0, README.md "Measured figures"): 2 epochs
 at rate 0.1 gave 91.6% test top-1, 3 epochs 92.4%, 4 epochs 92.9%, 4 epochs at 0.2 93.3%
-(93.0% once the initialiser compiled unoptimised, which changes the initial weights' last
-bits: the spread of one seed's result).
+(93.0% once the initialiser was compiled unoptimised, which changes the initial weights in
+their last bits: one seed's figure moves by a few tenths with such changes).
 Measured and not kept: label smoothing 0.1 (92.75% vs 92.86% at 4 epochs), flip-and-crop
 augmentation with label smoothing (91.3%), and the flip evaluation protocol (91.4% vs 92.9%
 on the same weights: Fashion-MNIST's shoes all face one way, so a mirror the model never
