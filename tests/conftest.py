@@ -6,6 +6,10 @@ import os
 # and the repository root (for `from tests.test_data_imagenet import ...`) on sys.path.
 # Tests see one CPU device unless a test starts its own subprocess with more.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Keras is the tests' JAX-backend reference (cnn_jax.convert.keras_module). TensorFlow's
+# import (tf.data, in any test that builds an input pipeline or runs cnn_jax.main in this
+# process) imports Keras too, which would otherwise start on its TensorFlow backend.
+os.environ.setdefault("KERAS_BACKEND", "jax")
 
 from cnn_jax import platform  # noqa: E402
 from cnn_jax.convert.torch_import import block_triton  # noqa: E402
@@ -64,6 +68,24 @@ gc.set_threshold(50_000, 20, 20)
 def pytest_collection_finish(session):
   gc.collect()
   gc.freeze()
+
+
+def _version(package: str) -> tuple[int, ...]:
+  import importlib.metadata
+  import re
+  return tuple(int(x) for x in re.findall(r"\d+", importlib.metadata.version(package))[:3])
+
+
+def pytest_configure(config):
+  """Under `--dist loadgroup` (the Makefile's), pytest-xdist sends the tests of one
+  `xdist_group` to one worker, so a group's shared run (a module fixture) is computed
+  once. pytest 9.2 with pytest-xdist <= 3.8 loses the groups silently (pytest-xdist issue
+  #1386) and every worker recomputes them: refused here with one line."""
+  if (config.getoption("dist", default=None) == "loadgroup"
+      and _version("pytest") >= (9, 2) and _version("pytest-xdist") <= (3, 8, 0)):
+    raise pytest.UsageError(
+        f"--dist loadgroup ignores xdist_group with pytest {pytest.__version__} and "
+        f"pytest-xdist <= 3.8 (pytest-xdist issue #1386): install requirements.txt's pins")
 
 
 FASHION_SOURCE = "/usr/share/datasets/fashion-mnist"

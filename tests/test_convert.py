@@ -8,6 +8,7 @@ import os
 import numpy as np
 import pytest
 
+from conftest import run_cli
 from tests.test_data_imagenet import jpeg_bytes, run
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -44,18 +45,21 @@ def _write_pretrained(path, num_classes, model="resnet18", overrides=SMALL, seed
   return variables
 
 
-def _main(workdir, folder, *extra):
-  return run("cnn_jax.main", "--config=configs/fashion_mnist.py", f"--workdir={workdir}",
-             "--config.dataset=image_folder", f"--config.source_dir={folder}",
-             f"--config.data_dir={workdir}/tfds", "--config.image_size=32",
-             "--config.batch_size=2", "--config.eval_batch_size=4", "--config.augment=none",
-             "--config.model=resnet18", "--config.shuffle_buffer=8", *extra)
+def _main(capfd, workdir, folder, *extra):
+  """`python -m cnn_jax.main` on the image folder, run in this process (conftest.run_cli):
+  its errors come back on stderr, its log in caplog."""
+  return run_cli("cnn_jax.main", [
+      "--config=configs/fashion_mnist.py", f"--workdir={workdir}",
+      "--config.dataset=image_folder", f"--config.source_dir={folder}",
+      f"--config.data_dir={workdir}/tfds", "--config.image_size=32", "--config.batch_size=2",
+      "--config.eval_batch_size=4", "--config.augment=none", "--config.model=resnet18",
+      "--config.shuffle_buffer=8", *extra], capfd)
 
 
-def test_init_from_evaluates_the_loaded_weights(image_folder, tmp_path):
+def test_init_from_evaluates_the_loaded_weights(image_folder, tmp_path, capfd):
   from cnn_jax.train.metrics import params_fingerprint
   variables = _write_pretrained(tmp_path / "pre", num_classes=2)
-  proc = _main(tmp_path / "w", image_folder, f"--config.init_from={tmp_path}/pre",
+  proc = _main(capfd, tmp_path / "w", image_folder, f"--config.init_from={tmp_path}/pre",
                "--config.num_train_steps=0")
   assert proc.returncode == 0, proc.stderr[-3000:]
   with open(tmp_path / "w" / "results.json") as f:
@@ -66,29 +70,29 @@ def test_init_from_evaluates_the_loaded_weights(image_folder, tmp_path):
     assert json.load(f)["init_from"] == f"{tmp_path}/pre"
 
 
-def test_init_from_fine_tunes_with_another_class_count(image_folder, tmp_path):
+def test_init_from_fine_tunes_with_another_class_count(image_folder, tmp_path, capfd, caplog):
   _write_pretrained(tmp_path / "pre", num_classes=5)
-  proc = _main(tmp_path / "w", image_folder, f"--config.init_from={tmp_path}/pre",
+  proc = _main(capfd, tmp_path / "w", image_folder, f"--config.init_from={tmp_path}/pre",
                "--config.num_train_steps=2", "--config.log_every_steps=1")
   assert proc.returncode == 0, proc.stderr[-3000:]
-  assert "head/fc/kernel" in proc.stderr and "class count differs" in proc.stderr
+  assert "head/fc/kernel" in caplog.text and "class count differs" in caplog.text
 
 
 @pytest.mark.parametrize("extra,expected", [
     (("--config.model=resnet34",), "holds resnet18, not resnet34; set --config.model=resnet18"),
     (("--config.model_kwargs.width=8",), "model_kwargs.width=8 contradicts"),
 ])
-def test_init_from_mismatch_is_one_line(image_folder, tmp_path, extra, expected):
+def test_init_from_mismatch_is_one_line(image_folder, tmp_path, capfd, extra, expected):
   _write_pretrained(tmp_path / "pre", num_classes=2)
-  proc = _main(tmp_path / "w", image_folder, f"--config.init_from={tmp_path}/pre",
+  proc = _main(capfd, tmp_path / "w", image_folder, f"--config.init_from={tmp_path}/pre",
                "--config.num_train_steps=0", *extra)
   errors = [l for l in proc.stderr.splitlines() if l.startswith("error:")]
   assert proc.returncode != 0 and len(errors) == 1, proc.stderr[-2000:]
   assert expected in errors[0]
 
 
-def test_init_from_not_a_converted_checkpoint(image_folder, tmp_path):
-  proc = _main(tmp_path / "w", image_folder, f"--config.init_from={tmp_path}")
+def test_init_from_not_a_converted_checkpoint(image_folder, tmp_path, capfd):
+  proc = _main(capfd, tmp_path / "w", image_folder, f"--config.init_from={tmp_path}")
   errors = [l for l in proc.stderr.splitlines() if l.startswith("error:")]
   assert proc.returncode != 0 and len(errors) == 1, proc.stderr[-2000:]
   assert "is not a converted checkpoint" in errors[0] and "cnn_jax.convert" in errors[0]
@@ -107,9 +111,11 @@ def _convert(*args):
 
 
 @pytest.mark.slow
-def test_keras_weights_file_converts_and_evaluates_through_main(image_folder, tmp_path):
-  """A Keras .weights.h5 -> `python -m cnn_jax.convert --verify` -> orbax checkpoint ->
-  `python -m cnn_jax.main --config.init_from=... --config.num_train_steps=0`."""
+def test_keras_weights_file_converts_and_evaluates_through_main(image_folder, tmp_path,
+                                                               capfd):
+  """A Keras .weights.h5 -> `python -m cnn_jax.convert --verify` (a real process) ->
+  orbax checkpoint -> `cnn_jax.main --config.init_from=... --config.num_train_steps=0`
+  (in this process)."""
   from convert_testing import keras_model
   source = keras_model("ResNet50", classes=2, input_shape=(32, 32, 3))
   source.save_weights(str(tmp_path / "resnet50.weights.h5"))
@@ -122,11 +128,12 @@ def test_keras_weights_file_converts_and_evaluates_through_main(image_folder, tm
   with open(out / "cnn_jax_pretrained.json") as f:
     meta = json.load(f)
   assert meta["overrides"]["downsample_in_3x3"] is False and meta["num_classes"] == 2
-  main = run("cnn_jax.main", "--config=configs/resnet.py:resnet50", f"--workdir={tmp_path}/w",
-             "--config.dataset=image_folder", f"--config.source_dir={image_folder}",
-             f"--config.data_dir={tmp_path}/tfds", "--config.image_size=32",
-             "--config.batch_size=2", "--config.eval_batch_size=4",
-             f"--config.init_from={out}", "--config.num_train_steps=0")
+  main = run_cli("cnn_jax.main", [
+      "--config=configs/resnet.py:resnet50", f"--workdir={tmp_path}/w",
+      "--config.dataset=image_folder", f"--config.source_dir={image_folder}",
+      f"--config.data_dir={tmp_path}/tfds", "--config.image_size=32", "--config.batch_size=2",
+      "--config.eval_batch_size=4", f"--config.init_from={out}",
+      "--config.num_train_steps=0"], capfd)
   assert main.returncode == 0, main.stderr[-3000:]
   with open(tmp_path / "w" / "results.json") as f:
     results = json.load(f)
