@@ -131,7 +131,7 @@ def tiny_fashion_config(data_dir, **changes):
   from configs import fashion_mnist
   config = fashion_mnist.get_config()
   config.data_dir = data_dir
-  config.model_kwargs = {"stem": "small", "width": 8}
+  config.model_kwargs = {"stem": "small", "width": 8, "stage_sizes": (1, 1, 1, 1)}
   config.batch_size = 64
   config.eval_batch_size = 1000
   config.num_train_steps = 60

@@ -140,7 +140,7 @@ def _two_process_main(data_dir, workdir, port):
   args = [sys.executable, "-m", "cnn_jax.main", "--config=configs/fashion_mnist.py",
           f"--workdir={workdir}", f"--config.data_dir={data_dir}",
           "--config.model_kwargs.width=4", "--config.batch_size=32",
-          "--config.num_train_steps=200", "--config.log_every_steps=5",
+          "--config.num_train_steps=80", "--config.log_every_steps=5",
           "--config.checkpoint_every_steps=1000", "--config.eval_max_examples=200",
           "--config.eval_batch_size=200", QUICK_SHUFFLE, f"--coordinator_address=127.0.0.1:{port}",
           "--num_processes=2"]
@@ -169,7 +169,7 @@ def test_sigterm_to_one_process_stops_both_at_the_same_checkpointed_step(fashion
     r.start()
   try:
     deadline = time.monotonic() + 240
-    while not re.search(r"step \d+/200 \|", errs[0]) and time.monotonic() < deadline:
+    while not re.search(r"step \d+/80 \|", errs[0]) and time.monotonic() < deadline:
       time.sleep(0.2)
     procs[1].send_signal(signal.SIGTERM)  # only process 1
     for p in procs:
@@ -182,7 +182,7 @@ def test_sigterm_to_one_process_stops_both_at_the_same_checkpointed_step(fashion
     r.join(timeout=10)
   assert [p.returncode for p in procs] == [75, 75], errs[0][-2000:] + errs[1][-2000:]
   stopped = [int(re.search(r"stopped at step (\d+) after SIGTERM", e).group(1)) for e in errs]
-  assert stopped[0] == stopped[1] and 5 <= stopped[0] < 200
+  assert stopped[0] == stopped[1] and 5 <= stopped[0] < 80
   ckpt = workdir / "checkpoints"
   assert sorted(int(d) for d in os.listdir(ckpt) if d.isdigit()) == [stopped[0]]
 
@@ -191,7 +191,7 @@ def test_sigterm_to_one_process_stops_both_at_the_same_checkpointed_step(fashion
   outs = [p.communicate(timeout=300)[1] for p in procs]
   assert [p.returncode for p in procs] == [0, 0], outs[0][-2000:] + outs[1][-2000:]
   assert f"resumed at step {stopped[0]}" in outs[0]
-  assert json.loads((workdir / "results.json").read_text())["steps"] == 200
+  assert json.loads((workdir / "results.json").read_text())["steps"] == 80
 
 
 def test_process_slices_are_disjoint_and_cover_the_split(fashion_data_dir):

@@ -544,6 +544,9 @@ def _train_and_evaluate(config, workdir: str, source: str, preemption: _Preempti
       "params_fingerprint": params_fingerprint(state.params),
       **extra_results,
   }
+  # As results.json holds them (tuples as lists), so a rerun of the finished run returns
+  # the same dict.
+  results = json.loads(json.dumps(results))
   write_results(workdir, results)
   logging.info("results: %s", json.dumps(results))
   return results
