@@ -11,7 +11,7 @@ import pytest
 from cnn_jax import models
 from cnn_jax.layers import classic
 from cnn_jax.models import classic as family
-from model_testing import assert_param_count, forward_and_train_step
+from model_testing import abstract_train_step, assert_param_count, forward_and_train_step
 
 # AlexNet, ZFNet and VGG-C are derived from the papers' layer tables; the others are
 # torchvision's published counts (docs/parameter_counts.md lists each with its source).
@@ -126,24 +126,37 @@ def test_min_input_size_is_smallest_that_reaches_fc6(name):
     _abstract_init(model, 2 * spec.input_size)  # larger inputs need dense_eval=True
 
 
+# Compiled: every kind of layer list (AlexNet's two, ZFNet, VGG with LRN, with BatchNorm,
+# with 1x1 convs). The deeper VGGs repeat vgg11's and vgg11_bn's layers, so they are
+# traced: init, forward and gradient shapes, nothing compiled.
+COMPILED = ["alexnet", "alexnet_torchvision", "zfnet", "vgg11", "vgg11_lrn", "vgg11_bn",
+            "vgg16_conv1"]
+
+
 @pytest.mark.parametrize("name", sorted(CLASSIC_PARAMS))
 def test_forward_and_train_step(name):
+  if name not in COMPILED:
+    abstract_train_step(_small(name), size=SMALL_INPUT.get(name, 32),
+                        num_classes=SMALL_CLASSES)
+    return
   loss0, loss1 = forward_and_train_step(_small(name), size=SMALL_INPUT.get(name, 32),
                                         num_classes=SMALL_CLASSES)
   assert loss1 != loss0
 
 
-@pytest.mark.parametrize("name", ["plain18", "plain34"])
-def test_plain_train_step(name):
-  forward_and_train_step(models.create(name, num_classes=10, width=8), size=32,
+def test_plain_train_step():
+  """plain18 compiled; plain34 (the same blocks, deeper) traced."""
+  forward_and_train_step(models.create("plain18", num_classes=10, width=8), size=32,
                          num_classes=10)
+  abstract_train_step(models.create("plain34", num_classes=10, width=8), size=32,
+                      num_classes=10)
 
 
 def test_option_a_forward():
   model = models.create("resnet18", num_classes=10, width=8, shortcut="zero_pad")
   x = jnp.ones((2, 32, 32, 3))
-  variables = model.init(jax.random.key(0), x, train=False)
-  logits = model.apply(variables, x, train=False)
+  variables = jax.jit(functools.partial(model.init, train=False))(jax.random.key(0), x)
+  logits = jax.jit(functools.partial(model.apply, train=False))(variables, x)
   assert logits.shape == (2, 10) and np.all(np.isfinite(logits))
 
 
