@@ -100,7 +100,7 @@ def test_cli_trains_and_resumes(fashion_data_dir, tmp_path):
   args = ["--config=configs/fashion_mnist.py", f"--workdir={tmp_path}",
           f"--config.data_dir={fashion_data_dir}", "--config.num_train_steps=6",
           "--config.model_kwargs.width=4", "--config.batch_size=32",
-          "--config.log_every_steps=3", QUICK_SHUFFLE]
+          "--config.log_every_steps=3", "--config.eval_max_examples=500", QUICK_SHUFFLE]
   first = run_main(*args, timeout=300)
   assert first.returncode == 0, first.stderr[-3000:]
   assert "steps/s" in first.stderr and "ETA" in first.stderr
