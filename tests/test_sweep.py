@@ -113,8 +113,9 @@ def write_experiment(path, cells=CELLS, steps=6, ckpt=3, extra=""):
 
 
 def sweep(*args, timeout=600, wait=True):
-  """`python -m cnn_jax.sweep *args` as a real process (where it trains); `sweep_here` runs
-  the cases that train nothing in this process."""
+  """`python -m cnn_jax.sweep *args` as a real process (the end-to-end and killed-run
+  tests); `sweep_here` runs the other cases in this process (conftest.run_cli: no imports
+  to pay per case; the log goes to caplog)."""
   cmd = [sys.executable, "-m", "cnn_jax.sweep", *args]
   if not wait:
     return subprocess.Popen(cmd, cwd=ROOT, env=subprocess_env(), stdout=subprocess.DEVNULL,
@@ -332,7 +333,7 @@ def test_every_study_cell_feeds_and_traces(name, fashion_data_dir):
 
 
 @pytest.mark.slow
-def test_a_study_runs_as_a_tiny_sweep(fashion_data_dir, tmp_path):
+def test_a_study_runs_as_a_tiny_sweep(fashion_data_dir, tmp_path, capfd):
   """One committed study (the chapter's first claim, VGG's LRN) through the runner end to
   end, cut to 2 steps of batch 8 and 16 test images: models build at the file's input
   size, train, evaluate and report."""
@@ -341,7 +342,7 @@ def test_a_study_runs_as_a_tiny_sweep(fashion_data_dir, tmp_path):
   cells = [c["name"] for c in load_module(
       os.path.join(ROOT, "experiments", f"{name}.py")).get_sweep()][:2]
   wd = tmp_path / "wd"
-  proc = sweep(f"--config=experiments/{name}.py", f"--workdir={wd}", "--seeds=1",
+  proc = sweep_here(capfd, f"--config=experiments/{name}.py", f"--workdir={wd}", "--seeds=1",
                f"--only={','.join(cells)}", "--config.num_train_steps=2",
                "--config.batch_size=8", "--config.eval_batch_size=8",
                "--config.eval_max_examples=16", "--config.log_every_steps=1", QUICK_SHUFFLE,
@@ -354,17 +355,18 @@ def test_a_study_runs_as_a_tiny_sweep(fashion_data_dir, tmp_path):
 
 
 @pytest.mark.slow
-def test_a_failing_run_is_reported_and_the_others_still_run(fashion_data_dir, tmp_path):
+def test_a_failing_run_is_reported_and_the_others_still_run(fashion_data_dir, tmp_path, capfd,
+                                                           caplog):
   # batch 60032 passes check_config (nothing compiles) but the trainer refuses it: the
   # training split has 60000 examples.
   cells = [{"name": "narrow", "model_kwargs.width": 2, "batch_size": 60032},
            {"name": "wide", "model_kwargs.width": 2}]
   exp = write_experiment(tmp_path / "tiny.py", cells=cells, steps=3)
   wd = tmp_path / "wd"
-  proc = sweep(f"--config={exp}", f"--workdir={wd}", "--seeds=1",
-               f"--config.data_dir={fashion_data_dir}")
+  proc = sweep_here(capfd, f"--config={exp}", f"--workdir={wd}", "--seeds=1",
+                    f"--config.data_dir={fashion_data_dir}")
   assert proc.returncode == 1, proc.stderr[-3000:]
-  assert "narrow seed 0 failed" in proc.stderr and "1 run(s) failed" in proc.stderr
+  assert "narrow seed 0 failed" in caplog.text and "1 run(s) failed" in caplog.text
   assert (wd / "narrow" / "seed_0" / "error.txt").exists()
   assert (wd / "wide" / "seed_0" / "results.json").exists()
   summary = json.loads((wd / "summary.json").read_text())
