@@ -4,7 +4,8 @@ Used by tests/test_parallel.py, which starts it with
 XLA_FLAGS=--xla_force_host_platform_device_count=N (and, for multi-host, two copies joined
 through jax.distributed on 127.0.0.1). Data are synthetic and identical for every layout:
 the global batch of step s is drawn from numpy seed s, and each process feeds its slice.
-Prints one JSON line: the losses, and the fingerprint of the final parameters.
+Prints one `RESULT` JSON line per layout (`--layouts`; several run one after another in one
+process): the losses, and the fingerprint of the final parameters.
 """
 
 import argparse

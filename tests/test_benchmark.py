@@ -61,7 +61,7 @@ def test_train_step_against_the_plain_path():
 
 def test_plain_eval_step_without_tensorflow_ml_collections_or_clu():
   """What a GPU image without them runs: the worker of `--plain --mode infer`."""
-  script = f"""
+  script = """
 import json, sys
 BLOCKED = ("tensorflow", "tensorflow_datasets", "ml_collections", "clu")
 for name in BLOCKED:
@@ -69,7 +69,7 @@ for name in BLOCKED:
 from cnn_jax.benchmark import runner
 settings = runner.Settings(model="resnet18", batch_size=4, image_size=32, mode="infer",
                            steps=2, warmup=1, num_classes=10,
-                           model_kwargs={{"stem": "small", "width": 8}}, plain=True)
+                           model_kwargs={"stem": "small", "width": 8}, plain=True)
 result = runner.worker("plain", settings)
 assert all(sys.modules.get(name) is None for name in BLOCKED)
 print(json.dumps(result))
