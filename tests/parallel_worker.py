@@ -5,7 +5,8 @@ XLA_FLAGS=--xla_force_host_platform_device_count=N (and, for multi-host, two cop
 through jax.distributed on 127.0.0.1). Data are synthetic and identical for every layout:
 the global batch of step s is drawn from numpy seed s, and each process feeds its slice.
 Prints one `RESULT` JSON line per layout (`--layouts`; several run one after another in one
-process): the losses, and the fingerprint of the final parameters.
+process): the losses, and the fingerprint of the final parameters. tests/test_parallel.py
+also calls `run` in its own (one-device) process.
 """
 
 import argparse
@@ -52,6 +53,10 @@ def main():
                  "after another in this process, each printing its RESULT line: 'all' (every "
                  "device), 'N' (the first N devices), 'fsdp' (every device, parameters "
                  "sharded)")
+  p.add_argument("--restore_on", type=int, default=0, help="then restore the checkpoint "
+                 "just saved onto the first N devices and print its RESULT ('restoreN')")
+  p.add_argument("--repeat_batch", action="store_true", help="train on step 0's batch "
+                 "at every step (a loss that must fall)")
   p.add_argument("--progress", action="store_true", help="print STEP k after each step")
   p.add_argument("--heartbeat_timeout", type=int, default=None)
   p.add_argument("--start_delay", type=float, default=0.0, help="seconds to sleep before "
@@ -67,6 +72,10 @@ def main():
     out = run(a, parallel.make_mesh(devices), shard_params=layout == "fsdp",
               save=layout == layouts[-1])
     print("RESULT " + json.dumps({"layout": layout, **out}), flush=True)
+  if a.restore_on:
+    a.mode = "restore"
+    out = run(a, parallel.make_mesh(jax.devices()[:a.restore_on]), False, False)
+    print("RESULT " + json.dumps({"layout": f"restore{a.restore_on}", **out}), flush=True)
 
 
 def run(a, mesh, shard_params: bool, save: bool) -> dict:
@@ -89,7 +98,8 @@ def run(a, mesh, shard_params: bool, save: bool) -> dict:
   lo = jax.process_index() * local
   losses = []
   for step in range(a.steps):
-    batch = {k: v[lo:lo + local] for k, v in global_batch_numpy(step).items()}
+    data_seed = 0 if a.repeat_batch else step
+    batch = {k: v[lo:lo + local] for k, v in global_batch_numpy(data_seed).items()}
     state, metrics = train_fn(state, parallel.global_batch(mesh, batch), jax.random.key(0))
     losses.append(float(metrics["loss"]))
     if a.progress:

@@ -6,6 +6,7 @@ after training through the CLI."""
 
 import contextlib
 import json
+import logging
 import os
 import tarfile
 from unittest import mock
@@ -208,10 +209,11 @@ def test_restrict_to_classes_and_real_top1():
 
 
 @pytest.mark.slow
-def test_cli_evaluates_all_extra_sets_after_training(prepared, tmp_path):
+def test_cli_evaluates_all_extra_sets_after_training(prepared, tmp_path, capfd, caplog):
   data_dir, manual, _ = prepared
+  caplog.set_level(logging.INFO)
   proc = run_tiny_imagenet_training(
-      tmp_path, data_dir, manual, "--config.num_train_steps=1", "--config.augment=none",
+      capfd, tmp_path, data_dir, manual, "--config.num_train_steps=1", "--config.augment=none",
       f"--config.extra_eval_datasets=({','.join(repr(n) for n in EXTRA)})")
   assert proc.returncode == 0, proc.stderr[-4000:]
   with open(tmp_path / "results.json") as f:
@@ -231,4 +233,4 @@ def test_cli_evaluates_all_extra_sets_after_training(prepared, tmp_path):
   # ReaL: over the 5 images real.json labels; a fraction of 5.
   real = results["imagenet2012_real_real_top1"]
   assert 0.0 <= real <= 1.0 and np.isclose(real * 5, round(real * 5))
-  assert "imagenet2012_real_real_top1" in proc.stderr + proc.stdout  # logged too
+  assert "imagenet2012_real_real_top1" in caplog.text  # logged too

@@ -11,7 +11,7 @@ import tarfile
 
 import numpy as np
 import pytest
-from conftest import subprocess_env
+from conftest import run_cli, subprocess_env
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NUM_VAL = 6
@@ -92,8 +92,13 @@ def test_prepared_by_the_real_tfds_builder(fake_imagenet):
   assert train_labels == val_labels == set(classes)
 
 
-def test_missing_tars_is_one_line(tmp_path):
-  proc = run("cnn_jax.main", "--config=configs/fashion_mnist.py", f"--workdir={tmp_path}",
+def main_here(capfd, *args):
+  """`python -m cnn_jax.main *args` in this process (conftest.run_cli): logs go to caplog."""
+  return run_cli("cnn_jax.main", list(args), capfd)
+
+
+def test_missing_tars_is_one_line(tmp_path, capfd):
+  proc = main_here(capfd, "--config=configs/fashion_mnist.py", f"--workdir={tmp_path}",
              "--config.dataset=imagenet2012", f"--config.data_dir={tmp_path / 'tfds'}",
              "--config.model_kwargs.width=8", "--config.image_size=64")
   errors = [l for l in proc.stderr.splitlines() if l.startswith("error:")]
@@ -104,18 +109,18 @@ def test_missing_tars_is_one_line(tmp_path):
   assert "python -m cnn_jax.data.prepare --dataset=imagenet2012" in line
 
 
-def test_jpeg_augment_on_fashion_mnist_is_one_line(tmp_path):
-  proc = run("cnn_jax.main", "--config=configs/fashion_mnist.py", f"--workdir={tmp_path}",
+def test_jpeg_augment_on_fashion_mnist_is_one_line(tmp_path, capfd):
+  proc = main_here(capfd, "--config=configs/fashion_mnist.py", f"--workdir={tmp_path}",
              f"--config.data_dir={tmp_path / 'tfds'}", "--config.augment=inception")
   errors = [l for l in proc.stderr.splitlines() if l.startswith("error:")]
   assert proc.returncode != 0 and len(errors) == 1, proc.stderr[-2000:]
   assert "crops encoded JPEGs" in errors[0]
 
 
-def run_tiny_imagenet_training(workdir, data_dir, manual, *overrides):
-  """`python -m cnn_jax.main` on the fake ImageNet: a width-8 ResNet-18 at 32 px, batch 4
-  (later flags in `overrides` win)."""
-  return run("cnn_jax.main", "--config=configs/fashion_mnist.py", f"--workdir={workdir}",
+def run_tiny_imagenet_training(capfd, workdir, data_dir, manual, *overrides):
+  """`python -m cnn_jax.main` (in this process) on the fake ImageNet: a width-8 ResNet-18
+  at 32 px, batch 4 (later flags in `overrides` win)."""
+  return main_here(capfd, "--config=configs/fashion_mnist.py", f"--workdir={workdir}",
              "--config.dataset=imagenet2012", f"--config.data_dir={data_dir}",
              f"--config.manual_dir={manual}", "--config.model=resnet18",
              "--config.model_kwargs.width=8", "--config.model_kwargs.stem=small",
@@ -124,9 +129,10 @@ def run_tiny_imagenet_training(workdir, data_dir, manual, *overrides):
 
 
 @pytest.mark.slow
-def test_cli_trains_and_evaluates_on_fake_imagenet(fake_imagenet, tmp_path):
+def test_cli_trains_and_evaluates_on_fake_imagenet(fake_imagenet, tmp_path, capfd):
   data_dir, manual, _ = fake_imagenet
-  proc = run_tiny_imagenet_training(tmp_path, data_dir, manual, "--config.num_train_steps=2",
+  proc = run_tiny_imagenet_training(capfd, tmp_path, data_dir, manual,
+                                    "--config.num_train_steps=2",
                                     "--config.augment=inception")
   assert proc.returncode == 0, proc.stderr[-4000:]
   with open(tmp_path / "results.json") as f:

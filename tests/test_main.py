@@ -1,5 +1,6 @@
 """The CLI: every user mistake is one line on stderr, a non-zero exit, and no compile."""
 
+import logging
 import os
 import subprocess
 import sys
@@ -9,9 +10,15 @@ from conftest import QUICK_SHUFFLE, ROOT, run_cli, subprocess_env
 
 
 def run_main(*args, devices: int = 1, timeout: int = 120):
+  """A real `python -m cnn_jax.main` (where the case needs a fresh process: simulated
+  devices); `main_here` runs the other cases in this process (conftest.run_cli)."""
   return subprocess.run([sys.executable, "-m", "cnn_jax.main", *args], cwd=ROOT,
                         env=subprocess_env(devices),
                         capture_output=True, text=True, timeout=timeout)
+
+
+def main_here(capfd, *args):
+  return run_cli("cnn_jax.main", list(args), capfd)
 
 
 def error_line(proc) -> str:
@@ -54,15 +61,15 @@ def test_batch_not_divisible_by_devices(fashion_data_dir, tmp_path):
   assert "batch_size=12 must be a positive multiple of the 8 devices" in error_line(proc)
 
 
-def test_workdir_of_another_run_is_one_line(fashion_data_dir, tmp_path):
+def test_workdir_of_another_run_is_one_line(fashion_data_dir, tmp_path, capfd):
   from configs import fashion_mnist
   earlier = fashion_mnist.get_config()
   earlier.data_dir = fashion_data_dir
   earlier.model_kwargs.width = 8
   saved = earlier.to_json_best_effort(indent=2, sort_keys=True)
   (tmp_path / "config.json").write_text(saved)
-  proc = run_main("--config=configs/fashion_mnist.py", f"--workdir={tmp_path}",
-                  f"--config.data_dir={fashion_data_dir}")
+  proc = main_here(capfd, "--config=configs/fashion_mnist.py", f"--workdir={tmp_path}",
+                   f"--config.data_dir={fashion_data_dir}")
   line = error_line(proc)
   assert "holds a run of another config (model_kwargs.width: 8 -> 16)" in line
   assert "choose another --workdir" in line
@@ -70,43 +77,46 @@ def test_workdir_of_another_run_is_one_line(fashion_data_dir, tmp_path):
   assert (tmp_path / "config.json").read_text() == saved
 
 
-def test_missing_config_file(tmp_path):
-  proc = run_main("--config=configs/no_such_config.py", f"--workdir={tmp_path}")
+def test_missing_config_file(tmp_path, capfd):
+  proc = main_here(capfd, "--config=configs/no_such_config.py", f"--workdir={tmp_path}")
   assert "cannot load the --config file" in error_line(proc)
 
 
-def test_missing_dataset_says_how_to_get_it(tmp_path):
-  proc = run_main("--config=configs/fashion_mnist.py", f"--workdir={tmp_path}",
-                  f"--config.data_dir={tmp_path / 'empty'}",
-                  f"--config.source_dir={tmp_path / 'nothing_here'}")
+def test_missing_dataset_says_how_to_get_it(tmp_path, capfd):
+  proc = main_here(capfd, "--config=configs/fashion_mnist.py", f"--workdir={tmp_path}",
+                   f"--config.data_dir={tmp_path / 'empty'}",
+                   f"--config.source_dir={tmp_path / 'nothing_here'}")
   line = error_line(proc)
   assert "apt-get install dataset-fashion-mnist" in line and "source_dir" in line
 
 
-def test_corrupt_source_file_is_reported_not_built(tmp_path):
+def test_corrupt_source_file_is_reported_not_built(tmp_path, capfd):
   src = tmp_path / "src"
   src.mkdir()
   for name in ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
                "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"):
     (src / name).write_bytes(b"not gzip")
-  proc = run_main("--config=configs/fashion_mnist.py", f"--workdir={tmp_path / 'wd'}",
-                  f"--config.data_dir={tmp_path / 'tfds'}", f"--config.source_dir={src}")
+  proc = main_here(capfd, "--config=configs/fashion_mnist.py", f"--workdir={tmp_path / 'wd'}",
+                   f"--config.data_dir={tmp_path / 'tfds'}", f"--config.source_dir={src}")
   assert "cannot read" in error_line(proc)
   assert not os.path.exists(tmp_path / "tfds" / "fashion_mnist" / "3.0.1" / "dataset_info.json")
 
 
 @pytest.mark.slow
-def test_cli_trains_and_resumes(fashion_data_dir, tmp_path):
+def test_cli_trains_and_resumes(fashion_data_dir, tmp_path, capfd, caplog):
+  """In this process (the fault tests run the real process); the log is caplog's."""
+  caplog.set_level(logging.INFO)
   args = ["--config=configs/fashion_mnist.py", f"--workdir={tmp_path}",
           f"--config.data_dir={fashion_data_dir}", "--config.num_train_steps=6",
           "--config.model_kwargs.width=4", "--config.batch_size=32",
           "--config.log_every_steps=3", "--config.eval_max_examples=500", QUICK_SHUFFLE]
-  first = run_main(*args, timeout=300)
+  first = main_here(capfd, *args)
   assert first.returncode == 0, first.stderr[-3000:]
-  assert "steps/s" in first.stderr and "ETA" in first.stderr
+  assert "steps/s" in caplog.text and "ETA" in caplog.text
   results = (tmp_path / "results.json").read_text()
-  again = run_main(*args, timeout=300)  # finished: its results stay as they were
-  assert again.returncode == 0 and "holds a finished run of 6 steps" in again.stderr
+  caplog.clear()
+  again = main_here(capfd, *args)  # finished: its results stay as they were
+  assert again.returncode == 0 and "holds a finished run of 6 steps" in caplog.text
   assert (tmp_path / "results.json").read_text() == results
 
 

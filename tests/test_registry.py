@@ -1,10 +1,13 @@
 """The registry contract other code relies on."""
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import pytest
 
 from cnn_jax import models
+from model_testing import fast_jit
 
 
 def test_names_sorted_and_nonempty():
@@ -36,10 +39,12 @@ def test_spec_fields():
 def test_apply_contract_logits_and_batch_stats():
   model = models.create("resnet18", num_classes=7, width=8)
   x = jnp.zeros((3, 32, 32, 3))
-  variables = model.init(jax.random.key(0), x, train=False)
+  variables = fast_jit(functools.partial(model.init, train=False))(jax.random.key(0), x)
   assert set(variables) >= {"params", "batch_stats"}
-  logits, updated = model.apply(variables, x, train=True, mutable=["batch_stats"])
+  logits, updated = fast_jit(functools.partial(model.apply, train=True,
+                                               mutable=["batch_stats"]))(variables, x)
   assert logits.shape == (3, 7)
   assert set(updated) == {"batch_stats"}
-  _, inter = model.apply(variables, x, train=False, mutable=["intermediates"])
+  _, inter = jax.eval_shape(functools.partial(model.apply, train=False,
+                                              mutable=["intermediates"]), variables, x)
   assert {"stem", "stage1", "stage4"} <= set(inter["intermediates"])

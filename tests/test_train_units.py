@@ -7,6 +7,7 @@ import optax
 import pytest
 
 from configs import default
+from model_testing import fast_jit
 from cnn_jax.train import optimizers
 from cnn_jax.train.steps import cross_entropy, topk_correct
 
@@ -91,10 +92,11 @@ def test_float16_step_with_overflowing_gradients_is_skipped():
   model = models.create("resnet18", num_classes=10, dtype=jnp.float16, stem="small",
                         width=4, stage_sizes=(1, 1, 1, 1))
   x = jnp.ones((4, 8, 8, 1), jnp.float32)
-  variables = model.init(jax.random.key(0), x, train=False)
+  # Jitted init (eager init compiles each initialiser on its own) and fast compiles.
+  variables = fast_jit(functools.partial(model.init, train=False))(jax.random.key(0), x)
   state = TrainState.create(variables, optax.sgd(0.1), use_ema=False, loss_scaling=True)
-  step = jax.jit(functools.partial(train_step, apply_fn=model.apply, config=c,
-                                   num_classes=10))
+  step = fast_jit(functools.partial(train_step, apply_fn=model.apply, config=c,
+                                    num_classes=10))
   labels = jnp.array([0, 1, 2, 3])
   overflow = {"image": jnp.full((4, 8, 8, 1), 6e4, jnp.float32), "label": labels}
   skipped, _ = step(state, overflow, jax.random.key(1))
