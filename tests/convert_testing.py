@@ -15,7 +15,11 @@ Cost on 2 CPU cores is compilation, not arithmetic (a network has dozens to hund
 distinct tensor shapes). So both JAX forward passes are jitted whole with XLA's backend
 optimisation off (FAST_COMPILE: a third of the compile time, the same arithmetic), and
 Keras models draw their initial weights from numpy instead of compiling one jax.random
-program per variable shape."""
+program per variable shape. FAST_COMPILE also keeps XLA from handing the forward pass
+to YNNPACK (cnn_jax.platform's CPU setting leaves its element-wise and reduction fusions
+on): with jaxlib 0.10.2 a forward-only program becomes one YNNPACK fusion of the whole
+network, which ran VGG-11 at 224 px in 5-7 s instead of 0.3 s (the VGG tests took 3-4 s
+longer each); at 32-75 px it makes little difference."""
 
 from __future__ import annotations
 
@@ -37,6 +41,9 @@ MIN_LOGIT_SCALE = 100 * ATOL
 # logit scale, so that a source (or a conversion) that ignores its input cannot match.
 MIN_INPUT_EFFECT = 0.01
 FAST_COMPILE = {"xla_backend_optimization_level": 0}
+if "ynn_fusion_type" in os.environ.get("XLA_FLAGS", ""):  # set by cnn_jax.platform, where
+  # this jaxlib has the option (an unknown one fails the compile): no YNNPACK fusions.
+  FAST_COMPILE["xla_cpu_experimental_ynn_fusion_type"] = ""
 
 
 def names(all_names, slow=(), full_size=()) -> list:

@@ -4,11 +4,14 @@ every misuse is one line."""
 
 import json
 import os
+import re
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
-from conftest import run_cli
+from conftest import run_cli, subprocess_env
 from tests.test_data_imagenet import jpeg_bytes, run
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -115,21 +118,32 @@ def test_keras_weights_file_converts_and_evaluates_through_main(image_folder, tm
                                                                capfd):
   """A Keras .weights.h5 -> `python -m cnn_jax.convert --verify` (a real process) ->
   orbax checkpoint -> `cnn_jax.main --config.init_from=... --config.num_train_steps=0`
-  (in this process)."""
+  (in this process), which must build the model with the checkpoint's overrides and
+  evaluate exactly the converted weights.
+
+  Keras MobileNet (v1), the cheapest Keras application to build, convert, run eagerly
+  (--verify) and compile: the steps are the same for every model, and each family's
+  mapping has its own tests (tests/test_convert_*.py). With Keras ResNet-50 this took
+  26-39 s on 2 cores."""
+  from cnn_jax import convert
+  from cnn_jax.train.metrics import params_fingerprint
   from convert_testing import keras_model
-  source = keras_model("ResNet50", classes=2, input_shape=(32, 32, 3))
-  source.save_weights(str(tmp_path / "resnet50.weights.h5"))
+  source = keras_model("MobileNet", classes=2, input_shape=(32, 32, 3))
+  source.save_weights(str(tmp_path / "mobilenet.weights.h5"))
   out = tmp_path / "converted"
-  proc = _convert("--model=resnet50", "--source=keras", f"--weights={tmp_path}/resnet50.weights.h5",
-                  "--num_classes=2", "--input_size=32", f"--out={out}", "--verify")
+  proc = _convert("--model=mobilenet_v1", "--source=keras",
+                  f"--weights={tmp_path}/mobilenet.weights.h5", "--num_classes=2",
+                  "--input_size=32", f"--out={out}", "--verify")
   assert proc.returncode == 0, proc.stderr[-3000:]
   diff = float(proc.stdout.split("max |logit difference| ")[1].split()[0])
   assert diff <= 1e-4, proc.stdout
   with open(out / "cnn_jax_pretrained.json") as f:
     meta = json.load(f)
-  assert meta["overrides"]["downsample_in_3x3"] is False and meta["num_classes"] == 2
+  expected = convert.convert("keras", "mobilenet_v1", source)  # the same weights, here
+  assert meta["overrides"] == expected.overrides and meta["num_classes"] == 2
+  assert meta["overrides"]["padding"] == "SAME" and meta["overrides"]["act"] == "relu6"
   main = run_cli("cnn_jax.main", [
-      "--config=configs/resnet.py:resnet50", f"--workdir={tmp_path}/w",
+      "--config=configs/default.py", "--config.model=mobilenet_v1", f"--workdir={tmp_path}/w",
       "--config.dataset=image_folder", f"--config.source_dir={image_folder}",
       f"--config.data_dir={tmp_path}/tfds", "--config.image_size=32", "--config.batch_size=2",
       "--config.eval_batch_size=4", f"--config.init_from={out}",
@@ -138,9 +152,36 @@ def test_keras_weights_file_converts_and_evaluates_through_main(image_folder, tm
   with open(tmp_path / "w" / "results.json") as f:
     results = json.load(f)
   assert results["eval_examples"] == 6 and results["steps"] == 0
+  assert results["model_kwargs"] == meta["overrides"]
+  assert results["params_fingerprint"] == params_fingerprint(expected.variables["params"])
+
+
+# Runs `python -m cnn_jax.convert` once per argv (json, argv[1]) in one process, as the
+# interpreter would: the module's code, absl's flags parsed afresh; then one line
+# "=== exit <code>" on stderr, a string exit code first written there as Python would.
+# Its flags collide with cnn_jax.main's ('verbose'), so it cannot run in the test process
+# (conftest.run_cli).
+_CLI_CASES = """
+import json, runpy, sys
+from absl import flags
+for argv in json.loads(sys.argv[1]):
+  flags.FLAGS.unparse_flags()
+  sys.argv = ["cnn_jax.convert", *argv]
+  try:
+    runpy.run_module("cnn_jax.convert", run_name="__main__", alter_sys=True)
+    code = 0
+  except SystemExit as e:
+    code = e.code
+  if isinstance(code, str):
+    print(code, file=sys.stderr)
+    code = 1
+  print(f"=== exit {code or 0}", file=sys.stderr, flush=True)
+"""
 
 
 def test_convert_cli_errors_are_one_line(tmp_path):
+  """The first case through a real `python -m cnn_jax.convert` (its exit status), the
+  others in one more process (_CLI_CASES): each process costs ~1.5 s of imports."""
   (tmp_path / "out").mkdir()
   (tmp_path / "out" / "x").write_text("keep")
   cases = [
@@ -153,9 +194,17 @@ def test_convert_cli_errors_are_one_line(tmp_path):
       (("--model=resnet18", "--source=torchvision", "--weights=w.pth",
         f"--out={tmp_path}/out"), "is not empty"),
   ]
-  for args, expected in cases:
-    proc = _convert(*args)
-    errors = [l for l in proc.stderr.splitlines() if l.startswith("error:")]
-    assert proc.returncode != 0 and len(errors) == 1, proc.stderr[-2000:]
+  proc = _convert(*cases[0][0])
+  results = [(proc.returncode, proc.stderr)]
+  proc = subprocess.run([sys.executable, "-c", _CLI_CASES, json.dumps([a for a, _ in cases[1:]])],
+                        cwd=ROOT, env=subprocess_env(), capture_output=True, text=True,
+                        timeout=300)
+  # [stderr of case 2, its exit code, stderr of case 3, ..., what follows the last]
+  parts = re.split(r"^=== exit (-?\d+)\n", proc.stderr, flags=re.M)
+  assert proc.returncode == 0 and len(parts) == 2 * len(cases) - 1, proc.stderr[-3000:]
+  results += [(int(code), stderr) for stderr, code in zip(parts[0::2], parts[1::2])]
+  for (code, stderr), (_, expected) in zip(results, cases):
+    errors = [l for l in stderr.splitlines() if l.startswith("error:")]
+    assert code != 0 and len(errors) == 1, stderr[-2000:]
     assert expected in errors[0], errors[0]
   assert (tmp_path / "out" / "x").read_text() == "keep"

@@ -11,7 +11,8 @@ import pytest
 from cnn_jax import models
 from cnn_jax.layers import classic
 from cnn_jax.models import classic as family
-from model_testing import abstract_train_step, assert_param_count, forward_and_train_step
+from model_testing import (abstract_train_step, assert_param_count, fast_jit,
+                           forward_and_train_step)
 
 # AlexNet, ZFNet and VGG-C are derived from the papers' layer tables; the others are
 # torchvision's published counts (docs/parameter_counts.md lists each with its source).
@@ -155,8 +156,8 @@ def test_plain_train_step():
 def test_option_a_forward():
   model = models.create("resnet18", num_classes=10, width=8, shortcut="zero_pad")
   x = jnp.ones((2, 32, 32, 3))
-  variables = jax.jit(functools.partial(model.init, train=False))(jax.random.key(0), x)
-  logits = jax.jit(functools.partial(model.apply, train=False))(variables, x)
+  variables = fast_jit(functools.partial(model.init, train=False))(jax.random.key(0), x)
+  logits = fast_jit(functools.partial(model.apply, train=False))(variables, x)
   assert logits.shape == (2, 10) and np.all(np.isfinite(logits))
 
 
@@ -166,12 +167,18 @@ def test_dense_evaluation_from_the_same_parameters(name, size):
   model = _small(name, fc_window=window)
   dense = _small(name, fc_window=window, dense_eval=True)
   x = jax.random.normal(jax.random.key(1), (2, size + 64, size + 64, 3))
-  variables = model.init(jax.random.key(0), x[:, :size, :size], train=False)
+
+  @fast_jit  # one program (op by op, the passes took 2-4 s on 2 cores; now 1 s)
+  def passes(x):
+    crop = x[:, :size, :size]
+    variables = model.init(jax.random.key(0), crop, train=False)
+    return (dense.apply(variables, crop), model.apply(variables, crop),
+            dense.apply(variables, x, mutable=["intermediates"]))
+
+  dense_crop, model_crop, (logits, state) = passes(x)
   # On the training crop, dense evaluation is the ordinary forward pass.
-  np.testing.assert_allclose(dense.apply(variables, x[:, :size, :size]),
-                             model.apply(variables, x[:, :size, :size]), rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(dense_crop, model_crop, rtol=1e-5, atol=1e-6)
   # On a larger image the class scores form a map, averaged into [N, classes].
-  logits, state = dense.apply(variables, x, mutable=["intermediates"])
   class_map = state["intermediates"]["head"]["class_map"][0]
   assert logits.shape == (2, SMALL_CLASSES)
   assert class_map.shape[1:] == (3, 3, SMALL_CLASSES)  # 64 more pixels: 2 more fc6 positions

@@ -1,3 +1,5 @@
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -6,9 +8,11 @@ from jax import lax
 
 from cnn_jax import models
 from cnn_jax.layers import Conv, depthwise, make_divisible
+from cnn_jax.layers.mobile import stage_blocks
 from cnn_jax.models import mobilenet as mobilenet_family
 from cnn_jax.models import summary
-from model_testing import abstract_train_step, assert_param_count, forward_and_train_step
+from model_testing import (abstract_train_step, assert_param_count, fast_jit,
+                           forward_and_train_step)
 
 # torchvision's published counts; mobilenet_v1: timm at width 1.0, the other widths derived
 # from Howard et al. 2017, Table 1 (docs/parameter_counts.md lists each with its source).
@@ -41,20 +45,53 @@ def test_mobilenet_v2_macs_match_torchvision():
   assert abs(summary.count_macs("mobilenet_v2") / 1e9 - 0.30) < 0.005
 
 
-# Compiled: v1 (separable blocks), v2 (inverted residuals, ReLU6) and v3-small's first five
-# rows (every kind of its blocks: ReLU and hard-swish, with and without hard-sigmoid
-# squeeze-excite, strides 1 and 2, 3x3 and 5x5, a shortcut; the whole table took 20 s to
-# compile on 2 cores). v3-large has the same blocks in a longer table; both v3 tables
-# are traced whole below.
+# Compiled: the first rows of each table, which hold every kind of its blocks; each whole
+# table is traced (test_mobilenet_traced_train_step_at_224), and the longer tables repeat
+# these blocks at other widths. v1 and v2 read their tables from module constants (no
+# model field), replaced for the test: v1's first two rows (separable blocks at strides 1
+# and 2; the whole table compiled in 6-8 s on 2 cores, these in 2 s), v2's first two
+# (inverted residuals with expansion 1 and 6, strides 1 and 2, with and without the
+# shortcut, ReLU6, the 1280-wide head conv; 11-14 s whole, 3 s). v3-small's first five
+# rows are its `layers` field (ReLU and hard-swish, with and without hard-sigmoid
+# squeeze-excite, strides 1 and 2, 3x3 and 5x5, shortcuts after either activation; the
+# whole table took 20 s); v3-large has the same blocks in a longer table.
+FIRST_ROWS = {"mobilenet_v1": ("V1_STAGES", 2), "mobilenet_v2": ("V2_STAGES", 2)}
+
+
+def first_rows(monkeypatch, name):
+  """Shortens `name`'s layer table (a module constant) to its first rows for this test;
+  returns them."""
+  table, rows = FIRST_ROWS[name]
+  monkeypatch.setattr(mobilenet_family, table, getattr(mobilenet_family, table)[:rows])
+  return getattr(mobilenet_family, table)
+
+
 @pytest.mark.parametrize("name,overrides", [
     ("mobilenet_v1", {}),
     pytest.param("mobilenet_v3_small", {"layers": mobilenet_family.V3_SMALL[:5]},
                  marks=pytest.mark.slow),
-    pytest.param("mobilenet_v2", {}, marks=pytest.mark.slow),
-], ids=["mobilenet_v1", "mobilenet_v3_small_rows_1_to_5", "mobilenet_v2"])
-def test_mobilenet_train_step(name, overrides):
-  forward_and_train_step(models.create(name, num_classes=10, **overrides), size=32,
-                         num_classes=10)
+    ("mobilenet_v2", {}),
+], ids=["mobilenet_v1_rows_1_to_2", "mobilenet_v3_small_rows_1_to_5",
+        "mobilenet_v2_rows_1_to_2"])
+def test_mobilenet_train_step(monkeypatch, name, overrides):
+  model = models.create(name, num_classes=10, **overrides)
+  if name in FIRST_ROWS:
+    rows = first_rows(monkeypatch, name)
+    params = jax.eval_shape(model.init, jax.random.key(0), jnp.zeros((1, 32, 32, 3)))["params"]
+    assert len([k for k in params if k.startswith("block")]) == len(stage_blocks(rows))
+  forward_and_train_step(model, size=32, num_classes=10)
+
+
+def test_mobilenet_v2_first_rows_have_every_block_kind():
+  """The blocks of v2's shortened table (test_mobilenet_train_step): expansion 1 and 6,
+  strides 1 and 2, with and without a shortcut (stride 1, width unchanged)."""
+  table = mobilenet_family.V2_STAGES
+  rows = table[:FIRST_ROWS["mobilenet_v2"][1]]
+  assert {r.expansion for r in rows} == {r.expansion for r in table} == {1, 6}
+  blocks = stage_blocks(rows)
+  widths = [32] + [r.features for r, _ in blocks]  # each block's input: the stem's 32, ...
+  shortcut = [s == 1 and a == b for (_, s), a, b in zip(blocks, widths, widths[1:])]
+  assert {s for _, s in blocks} == {1, 2} and any(shortcut) and not all(shortcut)
 
 
 @pytest.mark.parametrize("name", ["mobilenet_v1", "mobilenet_v2", "mobilenet_v3_small",
@@ -63,17 +100,22 @@ def test_mobilenet_traced_train_step_at_224(name):
   abstract_train_step(models.create(name), size=224, num_classes=1000)
 
 
-def test_mobilenet_v1_relu6_and_any_resolution():
+def test_mobilenet_v1_relu6_and_any_resolution(monkeypatch):
   model = models.create("mobilenet_v1", num_classes=5, width_multiplier=0.25, act="relu6")
   x = jnp.full((1, 72, 72, 3), 10.0)
-  variables = jax.jit(lambda k: model.init(k, x, train=False))(jax.random.key(0))
-  logits, state = jax.jit(lambda v: model.apply(v, x, train=False, mutable=["intermediates"]))(
-      variables)
+  # The whole table at 72 px, traced: the map sizes.
+  variables = jax.eval_shape(functools.partial(model.init, train=False), jax.random.key(0), x)
+  logits, state = jax.eval_shape(
+      functools.partial(model.apply, train=False, mutable=["intermediates"]), variables, x)
   assert logits.shape == (1, 5)
-  inter = state["intermediates"]
-  assert inter["stem"][0].shape == (1, 36, 36, 8)
-  assert inter["stage5"][0].shape == (1, 3, 3, 256)
-  assert float(jnp.max(inter["stem"][0])) <= 6.0  # ReLU6 caps activations
+  assert state["intermediates"]["stem"][0].shape == (1, 36, 36, 8)
+  assert state["intermediates"]["stage5"][0].shape == (1, 3, 3, 256)
+  # The values, compiled on the first rows (the whole table: 4-5 s on 2 cores, these 1 s).
+  first_rows(monkeypatch, "mobilenet_v1")
+  variables = fast_jit(functools.partial(model.init, train=False))(jax.random.key(0), x)
+  _, state = fast_jit(functools.partial(model.apply, train=False, mutable=["intermediates"]))(
+      variables, x)
+  assert float(jnp.max(state["intermediates"]["stem"][0])) <= 6.0  # ReLU6 caps activations
   with pytest.raises(ValueError, match="unknown activation"):
     jax.eval_shape(models.create("mobilenet_v1", act="gelu").init, jax.random.key(0), x)
 
@@ -102,21 +144,24 @@ def _check_depthwise_vjp(stride, kernel_size, padding, dtype, tol):
   k, strides = kernel_size, (stride, stride)
   pads = {"symmetric": ((k // 2, k // 2), (k // 2, k // 2)),
           "asymmetric": ((0, k // 2), (k // 2 - 1, k // 2 + 1))}.get(padding, padding)
-  keys = jax.random.split(jax.random.key(0), 3)
-  x = jax.random.normal(keys[0], (2, 9, 10, 6), dtype)  # odd and even sizes
-  kernel = jax.random.normal(keys[1], (k, k, 1, 6), dtype)
-  want_out = _xla_depthwise(x, kernel, strides, pads)
-  cotangent = jax.random.normal(keys[2], want_out.shape, dtype)
+  # Inputs from numpy and both sides in one program, one compile per case (eager
+  # jax.random and XLA's vjp compiled op by op: the 32 cases took 22 s on 2 cores, now 8 s).
+  rng = np.random.default_rng(0)
+  x = jnp.asarray(rng.standard_normal((2, 9, 10, 6)), dtype)  # odd and even sizes
+  kernel = jnp.asarray(rng.standard_normal((k, k, 1, 6)), dtype)
+  out_shape = jax.eval_shape(lambda a, b: _xla_depthwise(a, b, strides, pads), x, kernel)
+  cotangent = jnp.asarray(rng.standard_normal(out_shape.shape), dtype)
 
-  @jax.jit
+  @fast_jit
   def forward_and_grads(x, kernel):
     out, vjp = jax.vjp(lambda a, b: depthwise.depthwise_conv(a, b, strides, pads), x, kernel)
+    want_out, want_vjp = jax.vjp(lambda a, b: _xla_depthwise(a, b, strides, pads), x, kernel)
     # Under differentiation the forward pass is the shifted multiply-adds too.
-    return depthwise.depthwise_conv(x, kernel, strides, pads), out, vjp(cotangent)
+    return (depthwise.depthwise_conv(x, kernel, strides, pads), out, vjp(cotangent),
+            want_out, want_vjp(cotangent))
 
-  primal, out, (d_x, d_kernel) = forward_and_grads(x, kernel)
-  _, want_vjp = jax.vjp(lambda a, b: _xla_depthwise(a, b, strides, pads), x, kernel)
-  want_d_x, want_d_kernel = want_vjp(cotangent)
+  primal, out, (d_x, d_kernel), want_out, (want_d_x, want_d_kernel) = forward_and_grads(
+      x, kernel)
   assert d_x.dtype == d_kernel.dtype == dtype
   for got, want in ((primal, want_out), (out, want_out), (d_x, want_d_x),
                     (d_kernel, want_d_kernel)):

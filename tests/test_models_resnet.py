@@ -1,9 +1,11 @@
+import functools
+
 import jax
 import jax.numpy as jnp
 import pytest
 
 from cnn_jax import models
-from model_testing import assert_param_count, forward_and_train_step
+from model_testing import abstract_train_step, assert_param_count, forward_and_train_step
 
 # torchvision's published counts, projection shortcuts (docs/parameter_counts.md).
 RESNET_PARAMS = {
@@ -31,25 +33,40 @@ def test_v1_has_same_params_and_fewer_macs_than_v15():
 
 def test_small_stem_keeps_resolution():
   model = models.create("resnet18", num_classes=10, stem="small")
-  x = jnp.zeros((1, 28, 28, 1))
-  variables = model.init(jax.random.key(0), x, train=False)
-  _, state = model.apply(variables, x, train=False, mutable=["intermediates"])
+  x = jax.ShapeDtypeStruct((1, 28, 28, 1), jnp.float32)
+  # Shapes only: traced (eager init and apply took 4-6 s on 2 cores, op by op).
+  variables = jax.eval_shape(functools.partial(model.init, train=False), jax.random.key(0), x)
+  _, state = jax.eval_shape(
+      functools.partial(model.apply, train=False, mutable=["intermediates"]), variables, x)
   assert state["intermediates"]["stem"][0].shape == (1, 28, 28, 64)
   assert state["intermediates"]["stage4"][0].shape == (1, 4, 4, 512)
 
 
-@pytest.mark.parametrize("name", ["resnet18", "resnet50"])
-def test_resnet_train_step(name):
-  model = models.create(name, num_classes=10, width=8)
+# Compiled at width 8: resnet18 whole (basic blocks), resnet50's bottleneck blocks with
+# stage sizes (2, 1, 1, 1): a projection shortcut at stride 1 (stage 1's first block
+# widens 4x) and at stride 2 (stages 2-4), and an identity shortcut (stage 1's second).
+# The whole (3, 4, 6, 3) network repeats those blocks: compiled in 8-11 s on 2 cores,
+# 4 s shortened; it is traced at full size in test_resnet50_traced_train_step.
+@pytest.mark.parametrize("name,overrides", [("resnet18", {}),
+                                            ("resnet50", {"stage_sizes": (2, 1, 1, 1)})],
+                         ids=["resnet18", "resnet50_stages_2_1_1_1"])
+def test_resnet_train_step(name, overrides):
+  model = models.create(name, num_classes=10, width=8, **overrides)
   forward_and_train_step(model, size=32, num_classes=10)
+
+
+def test_resnet50_traced_train_step():
+  abstract_train_step(models.create("resnet50"), size=224, num_classes=1000)
 
 
 def test_bfloat16_compute_keeps_float32_params():
   model = models.create("resnet18", num_classes=10, dtype=jnp.bfloat16, width=8)
-  x = jnp.zeros((2, 32, 32, 3))
-  variables = model.init(jax.random.key(0), x, train=False)
+  x = jax.ShapeDtypeStruct((2, 32, 32, 3), jnp.float32)
+  # Dtypes only: traced (eager init and apply took 6-8 s on 2 cores, op by op).
+  variables = jax.eval_shape(functools.partial(model.init, train=False), jax.random.key(0), x)
   assert all(p.dtype == jnp.float32 for p in jax.tree.leaves(variables["params"]))
-  assert model.apply(variables, x, train=False).dtype == jnp.bfloat16
+  logits = jax.eval_shape(functools.partial(model.apply, train=False), variables, x)
+  assert logits.dtype == jnp.bfloat16
 
 
 # He et al. 2015, Section 4.2 / Table 6 (0.27M, 0.46M, 0.66M, 0.85M, 1.7M), at 10 classes.
