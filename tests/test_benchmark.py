@@ -193,18 +193,19 @@ def test_peaks_and_mfu():
 
 @pytest.mark.slow
 def test_gpu_script_runs_tiny_on_cpu():
-  """experiments/bench_gpu_resnet50.py at 64 px, batch 2; the torch side where torch is
-  installed (without torch.compile: it needs a C++ toolchain and minutes on 2 cores)."""
+  """experiments/bench_gpu_resnet50.py at 32 px, batch 2, in bfloat16 as on the GPU; the
+  torch side where torch is installed (without torch.compile: it needs a C++ toolchain and
+  minutes on 2 cores)."""
   proc = subprocess.run(
       [sys.executable, os.path.join(ROOT, "experiments", "bench_gpu_resnet50.py"),
-       "--batch-size", "2", "--image-size", "64", "--steps", "1", "--warmup", "1",
+       "--batch-size", "2", "--image-size", "32", "--steps", "1", "--warmup", "1",
        "--rounds", "1", "--no-torch-compile"],
       cwd=ROOT, env=subprocess_env(), capture_output=True, text=True, timeout=600)
   assert proc.returncode == 0, proc.stderr[-3000:]
   result = json.loads(proc.stdout.strip().splitlines()[-1])
   assert result["ours_images_per_second"] > 0 and result["ours_gflops_per_image_xla"] > 0
   assert result["ours_mfu"] is None and result["gflop_per_image_for_mfu"] == pytest.approx(
-      24.5 * (64 / 224) ** 2)
+      24.5 * (32 / 224) ** 2)
   if peers.installed("torch") and peers.installed("torchvision"):
     assert result["skipped"] == {"torch+compile": "--no-torch-compile"}
     assert result["torch_images_per_second"] > 0

@@ -111,3 +111,28 @@ def test_float16_step_with_overflowing_gradients_is_skipped():
   assert any(not np.array_equal(a, b) for a, b in zip(jax.tree.leaves(updated.params),
                                                       jax.tree.leaves(skipped.params)))
 
+
+
+def test_eval_step_compiles_without_ynnpack_fusions():
+  """On CPU the eval step (forward only) leaves out YNNPACK's fusions, which swallowed
+  VGG's whole forward pass (cnn_jax/platform.py: 28x slower at 224 px); the same forward
+  program with the process's settings has them. A tiny VGG-11, compiled, not run."""
+  from cnn_jax import models, parallel, platform
+  from cnn_jax.train.state import TrainState
+  from cnn_jax.train.steps import jit_eval
+  if platform.forward_compiler_options("cpu") is None:
+    pytest.skip("this jaxlib has no YNNPACK fusion option (cnn_jax/platform.py)")
+  assert platform.forward_compiler_options("gpu") is None
+  model = models.create("vgg11", num_classes=10, width_multiplier=0.25, fc_window=1,
+                        fc_features=(64, 64))
+  x = jnp.zeros((2, 32, 32, 3))
+  variables = jax.eval_shape(lambda k: model.init(k, x, train=False), jax.random.key(0))
+  state = jax.eval_shape(lambda v: TrainState.create(v, optax.sgd(0.1), use_ema=False),
+                         variables)
+  batch = {"image": x, "label": jnp.zeros((2,), jnp.int32), "mask": jnp.ones((2,))}
+  mesh = parallel.make_mesh(jax.devices()[:1])
+  rep = parallel.replicated(mesh)
+  eval_fn = jit_eval(model.apply, 10, rep, parallel.batch_sharding(mesh), rep)
+  assert "__ynn_fusion" not in eval_fn.lower(state, batch).compile().as_text()
+  forward = jax.jit(lambda v, x: model.apply(v, x, train=False))
+  assert "__ynn_fusion" in forward.lower(variables, x).compile().as_text()

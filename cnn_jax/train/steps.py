@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from cnn_jax import parallel
+from cnn_jax import parallel, platform
 from cnn_jax.train.optimizers import l2_penalty
 from cnn_jax.train.state import TrainState, ema_update
 
@@ -152,10 +152,14 @@ def eval_step(state: TrainState, batch, *, apply_fn, num_classes: int, class_sub
 
 def jit_eval(apply_fn, num_classes: int, state_sharding, batch_sharding, replicated,
              class_subset=None):
+  """The jitted eval step; a forward-only program, compiled with
+  `platform.forward_compiler_options` (on CPU: without YNNPACK fusions)."""
+  device_platform = next(iter(batch_sharding.device_set)).platform
   return parallel.compile_together(jax.jit(
       functools.partial(eval_step, apply_fn=apply_fn, num_classes=num_classes,
                         class_subset=None if class_subset is None else tuple(class_subset)),
-      in_shardings=(state_sharding, batch_sharding), out_shardings=replicated), "eval_step")
+      in_shardings=(state_sharding, batch_sharding), out_shardings=replicated,
+      compiler_options=platform.forward_compiler_options(device_platform)), "eval_step")
 
 
 def jit_steps(apply_fn, config, num_classes: int, state_sharding, batch_sharding, replicated):
