@@ -1,5 +1,6 @@
 """Sharded training on simulated devices and processes (CPU), and checkpoint portability."""
 
+import contextlib
 import json
 import os
 import socket
@@ -145,8 +146,10 @@ def _two_process_main(data_dir, workdir, port, *extra):
           for i in range(2)]
 
 
-def _drain(procs) -> tuple[list[str], list]:
-  """Each process's stderr as it grows (threads keep both pipes flowing)."""
+@contextlib.contextmanager
+def _running(procs):
+  """Each process's stderr as it grows (threads keep both pipes flowing); on leaving, the
+  processes still running are killed and the logs are complete."""
   import threading
   errs = ["" for _ in procs]
 
@@ -156,7 +159,14 @@ def _drain(procs) -> tuple[list[str], list]:
   readers = [threading.Thread(target=drain, args=(i,), daemon=True) for i in range(len(procs))]
   for r in readers:
     r.start()
-  return errs, readers
+  try:
+    yield errs
+  finally:
+    for p in procs:
+      if p.poll() is None:
+        p.kill()
+    for r in readers:
+      r.join(timeout=10)
 
 
 def _wait_for(pattern, errs, timeout=240):
@@ -179,18 +189,11 @@ def test_sigterm_to_one_process_stops_both_then_a_dead_process_stops_the_other(
   import signal
   workdir = tmp_path / "run"
   procs = _two_process_main(fashion_data_dir, workdir, _free_port())
-  errs, readers = _drain(procs)  # process 0 alone logs the step lines
-  try:
+  with _running(procs) as errs:  # process 0 alone logs the step lines
     _wait_for(r"step \d+/80 \|", errs)
     procs[1].send_signal(signal.SIGTERM)  # only process 1
     for p in procs:
       p.wait(timeout=180)
-  finally:
-    for p in procs:
-      if p.poll() is None:
-        p.kill()
-  for r in readers:
-    r.join(timeout=10)
   assert [p.returncode for p in procs] == [75, 75], errs[0][-2000:] + errs[1][-2000:]
   stopped = [int(re.search(r"stopped at step (\d+) after SIGTERM", e).group(1)) for e in errs]
   assert stopped[0] == stopped[1] and 5 <= stopped[0] < 80
@@ -201,20 +204,13 @@ def test_sigterm_to_one_process_stops_both_then_a_dead_process_stops_the_other(
   # step; once they train together, process 1 is killed.
   procs = _two_process_main(fashion_data_dir, workdir, _free_port(),
                             "--config.num_train_steps=100000", "--heartbeat_timeout=10")
-  errs, readers = _drain(procs)
-  try:
+  with _running(procs) as errs:
     _wait_for(rf"step {stopped[0] + 10}/100000 \|", errs)
     assert f"resumed at step {stopped[0]}" in errs[0], errs[0][-2000:]
     procs[1].send_signal(signal.SIGKILL)
     start = time.monotonic()
     procs[0].wait(timeout=240)
     waited = time.monotonic() - start
-  finally:
-    for p in procs:
-      if p.poll() is None:
-        p.kill()
-  for r in readers:
-    r.join(timeout=10)
   assert procs[0].returncode not in (0, None) and waited < 240, errs[0][-2000:]
   assert "Connection reset" in errs[0] or "heartbeat" in errs[0], errs[0][-2000:]
 
