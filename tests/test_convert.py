@@ -4,14 +4,11 @@ every misuse is one line."""
 
 import json
 import os
-import re
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
-from conftest import run_cli, subprocess_env
+from conftest import run_cli
 from tests.test_data_imagenet import jpeg_bytes, run
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -156,32 +153,7 @@ def test_keras_weights_file_converts_and_evaluates_through_main(image_folder, tm
   assert results["params_fingerprint"] == params_fingerprint(expected.variables["params"])
 
 
-# Runs `python -m cnn_jax.convert` once per argv (json, argv[1]) in one process, as the
-# interpreter would: the module's code, absl's flags parsed afresh; then one line
-# "=== exit <code>" on stderr, a string exit code first written there as Python would.
-# Its flags collide with cnn_jax.main's ('verbose'), so it cannot run in the test process
-# (conftest.run_cli).
-_CLI_CASES = """
-import json, runpy, sys
-from absl import flags
-for argv in json.loads(sys.argv[1]):
-  flags.FLAGS.unparse_flags()
-  sys.argv = ["cnn_jax.convert", *argv]
-  try:
-    runpy.run_module("cnn_jax.convert", run_name="__main__", alter_sys=True)
-    code = 0
-  except SystemExit as e:
-    code = e.code
-  if isinstance(code, str):
-    print(code, file=sys.stderr)
-    code = 1
-  print(f"=== exit {code or 0}", file=sys.stderr, flush=True)
-"""
-
-
 def test_convert_cli_errors_are_one_line(tmp_path):
-  """The first case through a real `python -m cnn_jax.convert` (its exit status), the
-  others in one more process (_CLI_CASES): each process costs ~1.5 s of imports."""
   (tmp_path / "out").mkdir()
   (tmp_path / "out" / "x").write_text("keep")
   cases = [
@@ -194,17 +166,9 @@ def test_convert_cli_errors_are_one_line(tmp_path):
       (("--model=resnet18", "--source=torchvision", "--weights=w.pth",
         f"--out={tmp_path}/out"), "is not empty"),
   ]
-  proc = _convert(*cases[0][0])
-  results = [(proc.returncode, proc.stderr)]
-  proc = subprocess.run([sys.executable, "-c", _CLI_CASES, json.dumps([a for a, _ in cases[1:]])],
-                        cwd=ROOT, env=subprocess_env(), capture_output=True, text=True,
-                        timeout=300)
-  # [stderr of case 2, its exit code, stderr of case 3, ..., what follows the last]
-  parts = re.split(r"^=== exit (-?\d+)\n", proc.stderr, flags=re.M)
-  assert proc.returncode == 0 and len(parts) == 2 * len(cases) - 1, proc.stderr[-3000:]
-  results += [(int(code), stderr) for stderr, code in zip(parts[0::2], parts[1::2])]
-  for (code, stderr), (_, expected) in zip(results, cases):
-    errors = [l for l in stderr.splitlines() if l.startswith("error:")]
-    assert code != 0 and len(errors) == 1, stderr[-2000:]
+  for args, expected in cases:
+    proc = _convert(*args)
+    errors = [l for l in proc.stderr.splitlines() if l.startswith("error:")]
+    assert proc.returncode != 0 and len(errors) == 1, proc.stderr[-2000:]
     assert expected in errors[0], errors[0]
   assert (tmp_path / "out" / "x").read_text() == "keep"
