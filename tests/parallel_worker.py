@@ -42,7 +42,6 @@ def global_batch_numpy(step):
 
 def main():
   p = argparse.ArgumentParser()
-  p.add_argument("--mode", choices=["train", "restore"], default="train")
   p.add_argument("--steps", type=int, default=20)
   p.add_argument("--dtype", default="float32")
   p.add_argument("--ckpt_dir", default="", help="where the (last) layout's state is saved")
@@ -57,14 +56,11 @@ def main():
                  "just saved onto the first N devices and print its RESULT ('restoreN')")
   p.add_argument("--repeat_batch", action="store_true", help="train on step 0's batch "
                  "at every step (a loss that must fall)")
-  p.add_argument("--progress", action="store_true", help="print STEP k after each step")
-  p.add_argument("--heartbeat_timeout", type=int, default=None)
   p.add_argument("--start_delay", type=float, default=0.0, help="seconds to sleep before "
                  "building the model, as a process on a slow host would lag")
   a = p.parse_args()
   if a.num_processes > 1:
-    parallel.initialize_distributed(f"127.0.0.1:{a.port}", a.num_processes, a.process_id,
-                                    a.heartbeat_timeout)
+    parallel.initialize_distributed(f"127.0.0.1:{a.port}", a.num_processes, a.process_id)
   time.sleep(a.start_delay)
   layouts = a.layouts.split(",")
   for layout in layouts:
@@ -73,12 +69,13 @@ def main():
               save=layout == layouts[-1])
     print("RESULT " + json.dumps({"layout": layout, **out}), flush=True)
   if a.restore_on:
-    a.mode = "restore"
-    out = run(a, parallel.make_mesh(jax.devices()[:a.restore_on]), False, False)
+    out = run(a, parallel.make_mesh(jax.devices()[:a.restore_on]), False, False, restore=True)
     print("RESULT " + json.dumps({"layout": f"restore{a.restore_on}", **out}), flush=True)
 
 
-def run(a, mesh, shard_params: bool, save: bool) -> dict:
+def run(a, mesh, shard_params: bool, save: bool, restore: bool = False) -> dict:
+  """Trains `a.steps` steps on `mesh`, saving the final state to `a.ckpt_dir` if `save`; or,
+  with `restore`, restores the newest checkpoint of `a.ckpt_dir` onto `mesh`."""
   c = config(a.dtype)
   c.shard_params, c.shard_params_min_size = shard_params, 64  # tiny model: shard small arrays
   model = create_model(c, CLASSES)
@@ -86,7 +83,7 @@ def run(a, mesh, shard_params: bool, save: bool) -> dict:
   out = {"devices": mesh.size, "processes": jax.process_count(),
          "sharded_param_leaves": sum(not s.is_fully_replicated
                                      for s in jax.tree.leaves(shardings.params))}
-  if a.mode == "restore":
+  if restore:
     mngr = checkpoint.manager(a.ckpt_dir, keep=2)
     state = checkpoint.restore_latest(mngr, state)
     out["step"] = int(jax.device_get(state.step))
@@ -102,8 +99,6 @@ def run(a, mesh, shard_params: bool, save: bool) -> dict:
     batch = {k: v[lo:lo + local] for k, v in global_batch_numpy(data_seed).items()}
     state, metrics = train_fn(state, parallel.global_batch(mesh, batch), jax.random.key(0))
     losses.append(float(metrics["loss"]))
-    if a.progress:
-      print(f"STEP {step + 1}", flush=True)
   out["losses"] = losses
   out["param_dtypes"] = sorted({str(x.dtype) for x in jax.tree.leaves(state.params)})
   out["fingerprint"] = params_fingerprint(state.params)

@@ -39,16 +39,15 @@ def run_worker(devices, *args) -> dict:
   return _results(proc.stdout)
 
 
-def run_in_this_process(mode="train", dtype="float32", ckpt_dir="", repeat_batch=False) -> dict:
+def run_in_this_process(restore=False, dtype="float32", ckpt_dir="", repeat_batch=False) -> dict:
   """The worker's `run` on this test process's one device: 20 steps, or a restore."""
   import argparse
   import jax
   import parallel_worker
   from cnn_jax import parallel
-  args = argparse.Namespace(mode=mode, steps=20, dtype=dtype, ckpt_dir=ckpt_dir,
-                            progress=False, repeat_batch=repeat_batch)
+  args = argparse.Namespace(steps=20, dtype=dtype, ckpt_dir=ckpt_dir, repeat_batch=repeat_batch)
   return parallel_worker.run(args, parallel.make_mesh(jax.devices()[:1]), shard_params=False,
-                             save=False)
+                             save=False, restore=restore)
 
 
 def _free_port():
@@ -126,7 +125,7 @@ def test_two_processes_match_one_process(layouts):
   assert_same_training(outs[0]["losses"], layouts["1"]["losses"])
   assert outs[0]["fingerprint"] == outs[1]["fingerprint"]
   # The checkpoint the two processes wrote together restores in one process (this one).
-  restored = run_in_this_process(mode="restore", ckpt_dir=layouts["two_process_ckpt"])
+  restored = run_in_this_process(restore=True, ckpt_dir=layouts["two_process_ckpt"])
   assert restored["processes"] == 1 and restored["devices"] == 1 and restored["step"] == 20
   assert restored["fingerprint"] == outs[0]["fingerprint"]
 
@@ -253,6 +252,6 @@ def test_half_precision_trains_with_float32_params(dtype):
 @pytest.mark.slow
 @pytest.mark.xdist_group("layouts")
 def test_fsdp_sharded_params_match_replicated(layouts):
-  runs = layouts
-  assert runs["fsdp"]["sharded_param_leaves"] > 0 and runs["all"]["sharded_param_leaves"] == 0
-  assert_same_training(runs["fsdp"]["losses"], runs["1"]["losses"])
+  assert layouts["fsdp"]["sharded_param_leaves"] > 0
+  assert layouts["all"]["sharded_param_leaves"] == 0
+  assert_same_training(layouts["fsdp"]["losses"], layouts["1"]["losses"])
