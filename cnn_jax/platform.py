@@ -32,10 +32,16 @@ _YNN_FLAG_VERSIONS = ("0.10.",)  # jaxlib versions where the flag exists and was
 FORWARD_COMPILER_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type": ""}
 
 
+def cpu_tuning_enabled() -> bool:
+  """False when CNN_JAX_CPU_TUNING=0 (the benchmark's plain path): then neither the process
+  settings below nor the CPU-only paths of cnn_jax.layers (depthwise, pointwise) apply."""
+  return os.environ.get("CNN_JAX_CPU_TUNING", "1") != "0"
+
+
 def forward_compiler_options(device_platform: str) -> dict | None:
   """`compiler_options` for a forward-only program on a device of `device_platform`: no
   YNNPACK fusions on CPU where this package set YNN_FLAG, else None (XLA's defaults)."""
-  if (device_platform != "cpu" or os.environ.get("CNN_JAX_CPU_TUNING", "1") == "0"
+  if (device_platform != "cpu" or not cpu_tuning_enabled()
       or not _jaxlib_version().startswith(_YNN_FLAG_VERSIONS)):
     return None
   return dict(FORWARD_COMPILER_OPTIONS)
@@ -58,7 +64,7 @@ def start_process() -> None:
 
 def configure_cpu() -> None:
   """Call before `import jax`. No-op where JAX will not run on the CPU."""
-  if os.environ.get("CNN_JAX_CPU_TUNING", "1") == "0":
+  if not cpu_tuning_enabled():
     return
   platforms = os.environ.get("JAX_PLATFORMS", "")
   if platforms and "cpu" not in platforms:

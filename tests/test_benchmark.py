@@ -50,7 +50,7 @@ def test_train_step_against_the_plain_path():
   assert result["mode"] == "train" and result["model_kwargs"] == {
       "stem": "small", "width": 8, "stage_sizes": [1, 1, 1, 1]}
   settings = result["cpu_settings"]
-  assert settings["malloc"] and settings["depthwise_vjp"]
+  assert settings["malloc"] and settings["depthwise_vjp"] and settings["pointwise_vjp"]
   assert settings["xla_flag"] == platform._jaxlib_version().startswith(
       platform._YNN_FLAG_VERSIONS)
   assert result["peer"] == "plain" and result["peer_images_per_second"] > 0
@@ -81,7 +81,7 @@ print(json.dumps(result))
   result = json.loads(proc.stdout.strip().splitlines()[-1])
   check_ours({**result, "batch_size": 4})
   assert result["cpu_settings"] == {"xla_flag": False, "malloc": False,
-                                    "depthwise_vjp": False}
+                                    "depthwise_vjp": False, "pointwise_vjp": False}
 
 
 def test_plain_flag_measures_the_plain_side_and_rounds_alternate(monkeypatch, capsys):

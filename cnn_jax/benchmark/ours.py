@@ -119,8 +119,9 @@ def cpu_settings() -> dict:
   from cnn_jax import platform
   from cnn_jax.layers import depthwise
   return {"xla_flag": platform.YNN_FLAG in os.environ.get("XLA_FLAGS", ""),
-          "malloc": os.environ.get("CNN_JAX_CPU_TUNING", "1") != "0",
-          "depthwise_vjp": depthwise.enabled()}
+          "malloc": platform.cpu_tuning_enabled(),
+          "depthwise_vjp": depthwise.enabled(),
+          "pointwise_vjp": platform.cpu_tuning_enabled()}
 
 
 def measure(config, mode: str = "train", steps: int = 10, warmup: int = 2,

@@ -1,7 +1,8 @@
 """The one convolution primitive every model uses, and conv-norm-activation.
 
-All convolutions in cnn_jax go through `Conv`, so that a backend-specific path (for
-example a faster depthwise gradient on CPU) is chosen in one place and never per model.
+All convolutions in cnn_jax go through `Conv`, so that a backend-specific path (on CPU a
+faster depthwise convolution, and a 1x1 convolution's kernel gradient without a transposed
+copy) is chosen in one place and never per model.
 Parameters are named `kernel` (HWIO, input channels divided by `groups`) and `bias`,
 exactly like `flax.linen.Conv`.
 """
@@ -16,7 +17,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from cnn_jax.layers import depthwise
+from cnn_jax.layers import depthwise, pointwise
 
 # Convs with 2..SPLIT_GROUPS_UP_TO groups run as one dense conv per group on CPU (measured
 # on 2 cores: AlexNet's grouped conv2/4/5 made its training step ~7x slower than the
@@ -85,6 +86,11 @@ class Conv(nn.Module):
       y = depthwise.depthwise_conv(
           x.astype(self.dtype), kernel.astype(self.dtype), _pair(self.strides),
           resolve_padding(self.padding, (kh, kw), dilation))
+    elif pointwise.applies((kh, kw), self.groups, dilation,
+                           resolve_padding(self.padding, (kh, kw), dilation)):
+      # CPU only: a kernel gradient without XLA's transposed copy of the input.
+      y = pointwise.pointwise_conv(x.astype(self.dtype), kernel.astype(self.dtype),
+                                   _pair(self.strides))
     else:
       conv = functools.partial(
           lax.conv_general_dilated, window_strides=_pair(self.strides),
