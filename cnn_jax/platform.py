@@ -33,8 +33,8 @@ FORWARD_COMPILER_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type": ""}
 
 
 def cpu_tuning_enabled() -> bool:
-  """False when CNN_JAX_CPU_TUNING=0 (the benchmark's plain path): then neither the process
-  settings below nor the CPU-only paths of cnn_jax.layers (depthwise, pointwise) apply."""
+  """False when CNN_JAX_CPU_TUNING=0 (the benchmark's plain path sets it): no XLA flag, no
+  malloc settings, no forward compile options."""
   return os.environ.get("CNN_JAX_CPU_TUNING", "1") != "0"
 
 

@@ -158,7 +158,8 @@ def test_worker_environments():
   for side, plain in (("ours", True), ("plain", False), ("keras", False)):
     env = runner.worker_env(side, plain, base)
     assert env["XLA_FLAGS"] == "--xla_force_host_platform_device_count=2"
-    assert env["CNN_JAX_CPU_TUNING"] == env["CNN_JAX_DEPTHWISE_VJP"] == "0"
+    assert (env["CNN_JAX_CPU_TUNING"] == env["CNN_JAX_DEPTHWISE_VJP"]
+            == env["CNN_JAX_POINTWISE_VJP"] == "0")
   assert runner.worker_env("keras", False, base)["KERAS_BACKEND"] == "jax"
   assert "XLA_FLAGS" not in runner.worker_env("plain", False, {"XLA_FLAGS": platform.YNN_FLAG})
 

@@ -63,12 +63,15 @@ def test_conv_takes_the_pointwise_path_only_for_plain_1x1(monkeypatch):
     return "custom_vjp" in str(jax.make_jaxpr(conv.apply)(variables, x))
 
   assert jax.default_backend() == "cpu"
-  monkeypatch.delenv("CNN_JAX_CPU_TUNING", raising=False)
+  monkeypatch.delenv("CNN_JAX_POINTWISE_VJP", raising=False)
   assert uses_it(Conv(6, 1))
   assert uses_it(Conv(6, 1, strides=2))
   assert uses_it(Conv(6, 1, padding="SAME"))
   assert not uses_it(Conv(6, 3))
   assert not uses_it(Conv(6, 1, padding=1))  # padding: XLA's convolution
   assert not uses_it(Conv(6, 1, groups=2))
-  monkeypatch.setenv("CNN_JAX_CPU_TUNING", "0")  # the benchmark's plain path
+  with pointwise.custom_vjp(False):
+    assert not uses_it(Conv(6, 1))
+  assert uses_it(Conv(6, 1))
+  monkeypatch.setenv("CNN_JAX_POINTWISE_VJP", "0")  # as the benchmark's plain path does
   assert not uses_it(Conv(6, 1))

@@ -63,7 +63,7 @@ def worker_env(side: str, plain: bool, base: dict | None = None) -> dict:
   env = dict(os.environ if base is None else base)
   if side == "plain" or (side == "ours" and plain) or side == "keras":
     env["CNN_JAX_CPU_TUNING"] = "0"
-    env["CNN_JAX_DEPTHWISE_VJP"] = "0"
+    env["CNN_JAX_DEPTHWISE_VJP"] = env["CNN_JAX_POINTWISE_VJP"] = "0"
     flags = env.get("XLA_FLAGS", "").replace(platform.YNN_FLAG, "").strip()
     if flags:
       env["XLA_FLAGS"] = flags
@@ -173,7 +173,8 @@ def worker(side: str, settings: Settings) -> dict:
   if side == "ours" and not settings.plain:
     platform.configure_cpu()  # before JAX starts, as cnn_jax.main does
   else:  # the environment already says so when started by run_side; this process too
-    os.environ["CNN_JAX_CPU_TUNING"] = os.environ["CNN_JAX_DEPTHWISE_VJP"] = "0"
+    for variable in ("CNN_JAX_CPU_TUNING", "CNN_JAX_DEPTHWISE_VJP", "CNN_JAX_POINTWISE_VJP"):
+      os.environ[variable] = "0"
   from cnn_jax.benchmark import ours
   config = ours.build_config(settings.model, settings.batch_size, settings.image_size,
                              settings.dtype, settings.model_kwargs, settings.fields)

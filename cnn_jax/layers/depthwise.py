@@ -2,8 +2,8 @@
 
 XLA on CPU differentiates a depthwise convolution (feature_group_count == channels) into
 grouped convolutions that do roughly kernel-area-times-channels more work than needed,
-which made MobileNet training on CPU slow (experiments/bench_depthwise.py measures a
-mobilenet_v2 train step with and without this module). Here the
+which made MobileNet training on CPU slow (experiments/bench_cpu_gradients.py measures
+a mobilenet_v2 train step with and without this module). Here the
 backward pass is written as kh*kw shifted multiply-adds: for each tap (i, j) of the
 kernel,
 
@@ -19,42 +19,28 @@ convolutions (groups == in == out channels) without dilation; elsewhere XLA's ow
 convolution and gradient are used.
 
 The choice is explicit and read at trace time: `with depthwise.custom_vjp(False): ...`
-around the tracing (experiments/bench_depthwise.py compares both); outside any such
+around the tracing (experiments/bench_cpu_gradients.py compares both); outside any such
 context the environment variable CNN_JAX_DEPTHWISE_VJP (default 1; 0 switches it off)
 decides, which is how a user turns it off for a whole run.
 """
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import os
 from typing import Sequence
 
 import jax
 import jax.numpy as jnp
 from jax import lax
 
-_choice: bool | None = None  # set by `custom_vjp`; None: the environment decides
+from cnn_jax.layers import switch
 
-
-def enabled() -> bool:
-  """Whether `Conv` uses the custom VJP: the innermost `custom_vjp(...)` context's choice,
-  else CNN_JAX_DEPTHWISE_VJP (on unless it is "0")."""
-  if _choice is not None:
-    return _choice
-  return os.environ.get("CNN_JAX_DEPTHWISE_VJP", "1") != "0"
-
-
-@contextlib.contextmanager
-def custom_vjp(use: bool):
-  """Within the context, functions traced use the custom VJP (True) or XLA's (False)."""
-  global _choice
-  previous, _choice = _choice, bool(use)
-  try:
-    yield
-  finally:
-    _choice = previous
+_switch = switch.TraceTimeSwitch("CNN_JAX_DEPTHWISE_VJP")
+# Whether `Conv` uses the custom VJP: the innermost `custom_vjp(...)` context's choice,
+# else CNN_JAX_DEPTHWISE_VJP (on unless it is "0").
+enabled = _switch.enabled
+# `with custom_vjp(False): ...`: functions traced within use XLA's depthwise convolution.
+custom_vjp = _switch.use
 
 
 def applies(groups: int, in_features: int, out_features: int,

@@ -14,12 +14,13 @@ which XLA runs without the transposed copy. Measured on 2 cores, batch 8, with a
 feeding the layer: 56x56, 256 -> 64 channels 37 -> 10 ms; 28x28, 512 -> 128 18 -> 10 ms; at
 14x14 the batched product is slower than XLA's own gradient (10 -> 15 ms), so below
 MIN_PIXELS the kernel gradient stays XLA's. The forward pass and the input gradient are
-XLA's convolutions, unchanged. `experiments/bench_pointwise.py` times the train steps with
-and without it.
+XLA's convolutions, unchanged. `python -m experiments.bench_cpu_gradients --path pointwise`
+times a train step with and without it.
 
 `Conv` takes this path on the CPU backend for 1x1 convolutions without groups, dilation or
-padding (a strided one reads every s-th pixel first), unless CNN_JAX_CPU_TUNING=0 (the
-benchmark's `--plain`). The choice is read at trace time.
+padding (a strided one reads every s-th pixel first). The choice is read at trace time:
+`with pointwise.custom_vjp(False): ...` around the tracing, else the environment variable
+CNN_JAX_POINTWISE_VJP (default 1; 0 switches it off, as the benchmark's `--plain` does).
 """
 
 from __future__ import annotations
@@ -30,7 +31,11 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from cnn_jax import platform
+from cnn_jax.layers import switch
+
+_switch = switch.TraceTimeSwitch("CNN_JAX_POINTWISE_VJP")
+enabled = _switch.enabled  # the innermost custom_vjp(...) choice, else the variable
+custom_vjp = _switch.use  # `with custom_vjp(False): ...` traces XLA's gradient
 
 # Pixels per image from which the kernel gradient is the batched product (28x28 and up).
 MIN_PIXELS = 28 * 28
@@ -38,11 +43,11 @@ MIN_PIXELS = 28 * 28
 
 def applies(kernel_size: Sequence[int], groups: int, dilation: Sequence[int], padding) -> bool:
   """Whether `Conv` should use `pointwise_conv`: a 1x1 kernel, no groups, no dilation,
-  no padding (`padding` as resolved by `conv.resolve_padding`), on CPU with the
-  package's CPU settings on. Read at trace time."""
+  no padding (`padding` as resolved by `conv.resolve_padding`), on CPU, switched on.
+  Read at trace time."""
   return (tuple(kernel_size) == (1, 1) and groups == 1 and tuple(dilation) == (1, 1)
           and padding in ("SAME", "VALID", ((0, 0), (0, 0)))
-          and platform.cpu_tuning_enabled() and jax.default_backend() == "cpu")
+          and enabled() and jax.default_backend() == "cpu")
 
 
 def pointwise_conv(x: jax.Array, kernel: jax.Array, strides: Sequence[int] = (1, 1)) -> jax.Array:

@@ -1,12 +1,14 @@
-"""Train-step time of a MobileNet on CPU with and without the depthwise custom VJP.
+"""Train-step time on CPU with and without one of `Conv`'s CPU-only custom gradients.
 
-  .venv/bin/python -m experiments.bench_depthwise [--model mobilenet_v2] [--batch 8]
-      [--size 224] [--steps 5]
+  .venv/bin/python -m experiments.bench_cpu_gradients [--path depthwise|pointwise]
+      [--model NAME] [--batch 8] [--size 224] [--steps 5]
 
-Builds the same jitted SGD step twice in one process, once with
-`cnn_jax.layers.depthwise.custom_vjp(True)` (shifted multiply-add gradient) and once with
-False (XLA's own depthwise gradient), times `--steps` steps after one warm-up step each,
-and prints both medians and their ratio. See cnn_jax/layers/depthwise.py.
+Builds the same jitted SGD step twice in one process, once with the path's
+`custom_vjp(True)` and once with False (XLA's own gradient), times `--steps` steps after
+one warm-up step each, and prints both medians and their ratio. `--path depthwise`
+(default model mobilenet_v2): cnn_jax/layers/depthwise.py, shifted multiply-adds;
+`--path pointwise` (default model resnet50): cnn_jax/layers/pointwise.py, the 1x1
+convolutions' kernel gradient as a batched matrix product.
 """
 
 from __future__ import annotations
@@ -24,7 +26,10 @@ import jax.numpy as jnp  # noqa: E402
 import optax  # noqa: E402
 
 from cnn_jax import models  # noqa: E402
-from cnn_jax.layers import depthwise  # noqa: E402
+from cnn_jax.layers import depthwise, pointwise  # noqa: E402
+
+PATHS = {"depthwise": (depthwise, "mobilenet_v2", "custom VJP (shifted multiply-adds)"),
+         "pointwise": (pointwise, "resnet50", "custom VJP (batched matmul)")}
 
 
 def make_step(model, tx):
@@ -46,8 +51,8 @@ def make_step(model, tx):
   return step
 
 
-def time_steps(model, variables, x, y, steps: int, fast: bool) -> tuple[float, float]:
-  with depthwise.custom_vjp(fast):  # the choice is read when `step` is traced, below
+def time_steps(path, model, variables, x, y, steps: int, fast: bool) -> tuple[float, float]:
+  with path.custom_vjp(fast):  # the choice is read when `step` is traced, below
     return _time_steps(model, variables, x, y, steps)
 
 
@@ -71,11 +76,14 @@ def _time_steps(model, variables, x, y, steps: int) -> tuple[float, float]:
 
 def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--model", default="mobilenet_v2")
+  parser.add_argument("--path", choices=sorted(PATHS), default="depthwise")
+  parser.add_argument("--model", help="registry name (default: see --path)")
   parser.add_argument("--batch", type=int, default=8)
   parser.add_argument("--size", type=int, default=224)
   parser.add_argument("--steps", type=int, default=5)
   args = parser.parse_args()
+  path, default_model, label_on = PATHS[args.path]
+  args.model = args.model or default_model
 
   model = models.create(args.model)
   x = jax.random.normal(jax.random.key(0), (args.batch, args.size, args.size, 3))
@@ -85,9 +93,9 @@ def main():
         f"{jax.default_backend()}, {jax.device_count()} device(s)")
   results = {}
   for fast in (True, False):
-    step_s, compile_s = time_steps(model, variables, x, y, args.steps, fast)
+    step_s, compile_s = time_steps(path, model, variables, x, y, args.steps, fast)
     results[fast] = step_s
-    label = "custom VJP (shifted multiply-adds)" if fast else "XLA depthwise gradient"
+    label = label_on if fast else f"XLA {args.path} gradient"
     print(f"  {label:36s} {step_s * 1e3:9.1f} ms/step  (first step incl. compile "
           f"{compile_s:.1f} s)")
   if jax.default_backend() != "cpu":
