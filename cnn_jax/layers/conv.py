@@ -86,7 +86,7 @@ class Conv(nn.Module):
       y = depthwise.depthwise_conv(
           x.astype(self.dtype), kernel.astype(self.dtype), _pair(self.strides),
           resolve_padding(self.padding, (kh, kw), dilation))
-    elif pointwise.applies((kh, kw), self.groups, dilation,
+    elif pointwise.applies(x.shape, (kh, kw), _pair(self.strides), self.groups, dilation,
                            resolve_padding(self.padding, (kh, kw), dilation)):
       # CPU only: a kernel gradient without XLA's transposed copy of the input.
       y = pointwise.pointwise_conv(x.astype(self.dtype), kernel.astype(self.dtype),

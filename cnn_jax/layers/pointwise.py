@@ -12,13 +12,14 @@ gradient is a plain sum of matrix products,
 
 which XLA runs without the transposed copy. Measured on 2 cores, batch 8, with a ReLU
 feeding the layer: 56x56, 256 -> 64 channels 37 -> 10 ms; 28x28, 512 -> 128 18 -> 10 ms; at
-14x14 the batched product is slower than XLA's own gradient (10 -> 15 ms), so below
-MIN_PIXELS the kernel gradient stays XLA's. The forward pass and the input gradient are
-XLA's convolutions, unchanged. `python -m experiments.bench_cpu_gradients --path pointwise`
+14x14 the batched product is slower than XLA's own gradient (10 -> 15 ms), so `Conv` takes
+this path only from MIN_PIXELS output pixels per image. The forward pass and the input
+gradient are XLA's convolutions, unchanged. `python -m experiments.bench_cpu_gradients --path pointwise`
 times a train step with and without it.
 
 `Conv` takes this path on the CPU backend for 1x1 convolutions without groups, dilation or
-padding (a strided one reads every s-th pixel first). The choice is read at trace time:
+padding (a strided one reads every s-th pixel first) and with at least MIN_PIXELS output
+pixels. The choice is read at trace time:
 `with pointwise.custom_vjp(False): ...` around the tracing, else the environment variable
 CNN_JAX_POINTWISE_VJP (default 1; 0 switches it off, as the benchmark's `--plain` does).
 """
@@ -41,12 +42,15 @@ custom_vjp = _switch.use  # `with custom_vjp(False): ...` traces XLA's gradient
 MIN_PIXELS = 28 * 28
 
 
-def applies(kernel_size: Sequence[int], groups: int, dilation: Sequence[int], padding) -> bool:
-  """Whether `Conv` should use `pointwise_conv`: a 1x1 kernel, no groups, no dilation,
-  no padding (`padding` as resolved by `conv.resolve_padding`), on CPU, switched on.
-  Read at trace time."""
+def applies(in_shape: Sequence[int], kernel_size: Sequence[int], strides: Sequence[int],
+            groups: int, dilation: Sequence[int], padding) -> bool:
+  """Whether `Conv` should use `pointwise_conv` for an NHWC input of `in_shape`: a 1x1
+  kernel, no groups, no dilation, no padding (`padding` as resolved by
+  `conv.resolve_padding`), at least MIN_PIXELS output pixels, on CPU, switched on. Read at
+  trace time."""
+  out_pixels = -(-in_shape[1] // strides[0]) * -(-in_shape[2] // strides[1])
   return (tuple(kernel_size) == (1, 1) and groups == 1 and tuple(dilation) == (1, 1)
-          and padding in ("SAME", "VALID", ((0, 0), (0, 0)))
+          and padding in ("SAME", "VALID", ((0, 0), (0, 0))) and out_pixels >= MIN_PIXELS
           and enabled() and jax.default_backend() == "cpu")
 
 
@@ -79,8 +83,6 @@ def _pointwise_bwd(residuals, g):
   x, kernel = residuals
   d_x = jax.vjp(lambda x: _conv(x, kernel), x)[1](g)[0]
   n, h, w, c = x.shape
-  if h * w < MIN_PIXELS:
-    return d_x, jax.vjp(lambda k: _conv(x, k), kernel)[1](g)[0]
   # Accumulate in at least float32 (bfloat16 / float16 inputs); float64 stays float64.
   acc = jnp.promote_types(x.dtype, jnp.float32)
   per_image = jnp.einsum("npc,npd->ncd", x.reshape(n, h * w, c),
