@@ -225,12 +225,15 @@ def _fake_compare(model, mode, ours, peer):
 
 def test_bench_table_renders_every_row_and_replaces_only_its_block(monkeypatch, tmp_path):
   """`make bench`'s table: each measured (model, mode) appears with its medians and the
-  rounds' ratios; rows not measured say so; the README outside the markers is kept."""
+  rounds' ratios; rows not measured say so; the README outside the markers is kept, as it
+  is when the table is written (an edit made during the measurements stays)."""
   from cnn_jax.benchmark import table
   calls = []
 
   def compare(settings, peer, rounds):
     calls.append((settings.model, settings.mode, settings.batch_size, peer, rounds))
+    if len(calls) == 1:  # someone edits the README while the table is measured
+      readme.write_text(readme.read_text().replace("tail", "edited tail"))
     return _fake_compare(settings.model, settings.mode, 4.0, 5.0)
 
   monkeypatch.setattr(table.runner, "compare", compare)
@@ -241,7 +244,8 @@ def test_bench_table_renders_every_row_and_replaces_only_its_block(monkeypatch, 
   assert calls == [(m, mode, 8, "torchvision", 2) for m in ("resnet50", "densenet121")
                    for mode in ("train", "infer")]
   text = readme.read_text()
-  assert text.startswith("# head\n") and text.endswith("\ntail\n") and "old" not in text
+  assert text.startswith("# head\n") and text.endswith("\nedited tail\n")
+  assert "old" not in text
   assert "| resnet50 | 4.00 / 5.00 (**0.80x**; rounds 0.80x, 0.88x) |" in text
   assert "| mobilenet_v2 | not measured | not measured | – |" in text
   assert "2026-12-05" in text and "torch 2.x" in text

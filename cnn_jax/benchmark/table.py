@@ -110,9 +110,15 @@ def main(argv: list[str] | None = None) -> None:
     print("error: " + " ".join(str(e).split()), file=sys.stderr)
     sys.exit(2)
   machine = f"{os.cpu_count()} CPU cores ({_cpu_name()})"
+  try:  # read again: the README may have been edited during the measurements
+    with open(args.readme) as f:
+      text = replace_block(f.read(), render(results, args.batch_size, args.image_size,
+                                            machine))
+  except (ValueError, OSError) as e:
+    print("error: " + " ".join(str(e).split()), file=sys.stderr)
+    sys.exit(2)
   with open(args.readme, "w") as f:
-    f.write(replace_block(text, render(results, args.batch_size, args.image_size,
-                                       machine)))
+    f.write(text)
   print(f"wrote the table in {args.readme} "
         f"({datetime.datetime.now().isoformat(timespec='seconds')})", file=sys.stderr)
 
