@@ -128,6 +128,16 @@ def test_missing_torch_is_one_line_from_the_command():
     (True, ["--model", "resnet18", "--peer", "keras"], "the keras peer has no model 'resnet18'"),
     (True, ["--model", "resnet50", "--peer", "keras", "--model-kwargs", "width=8"],
      "drop --model-kwargs"),
+    (True, ["--model", "mobilenet_v2", "--peer", "torchvision", "--model-kwargs", "width=8"],
+     "drop --model-kwargs width"),
+    (True, ["--model", "resnet18", "--peer", "torchvision", "--model-kwargs", "shortcut=none"],
+     "take stem, width, stage_sizes"),
+    (True, ["--model", "resnet18", "--peer", "torchvision", "--model-kwargs", "stem=cifar"],
+     "stem imagenet or small, not 'cifar'"),
+    (True, ["--model", "resnet18", "--peer", "torchvision", "--model-kwargs",
+            "stage_sizes=(1,1,1)"], "four stages, not stage_sizes=(1, 1, 1)"),
+    (True, ["--model", "densenet121", "--peer", "torchvision", "--channels", "1"],
+     "takes 3 input channels, not 1"),
     (True, ["--model", "resnet50", "--peer", "plain", "--plain"], "drop --plain"),
     (True, ["--model", "resnet50", "--set", "weight_decay"], "--set takes KEY=VALUE pairs"),
     (True, ["--model", "resnet50", "--steps", "0"], "--steps must be >= 1"),
@@ -140,6 +150,29 @@ def test_mistakes_and_missing_peers_are_one_line(monkeypatch, capsys, installed,
   assert e.value.code == 2
   err = capsys.readouterr().err
   assert err.startswith("error: ") and expected in err and err.count("\n") == 1, err
+
+
+@pytest.mark.skipif(not (peers.installed("torch") and peers.installed("torchvision")),
+                    reason="needs torch and torchvision")
+@pytest.mark.parametrize("model,channels,kwargs", [
+    ("resnet18", 1, {"stem": "small", "width": 16, "stage_sizes": (1, 1, 1, 1)}),  # quickstart
+    ("resnet34", 3, {"stem": "small", "width": 8}),
+    ("resnet50", 3, {"width": 8, "stage_sizes": (1, 2, 1, 1)}),
+    ("resnet50", 3, {}),  # torchvision's own model, untouched
+])
+def test_torchvision_peer_resnets_are_the_registry_nets(model, channels, kwargs):
+  """The peer's rebuilt ResNet has the registry model's parameter count and output shape
+  for the same fields, input channels and classes."""
+  import torch
+  from cnn_jax.models import summary
+  net = peers.torchvision_resnet(model, 10, channels, **kwargs)
+  assert sum(p.numel() for p in net.parameters()) == summary.count_params(
+      model, 32, channels=channels, num_classes=10, **kwargs)
+  net.eval()
+  with torch.no_grad():
+    assert net(torch.zeros(2, channels, 32, 32)).shape == (2, 10)
+  if kwargs.get("stem") == "small":
+    assert isinstance(net.maxpool, torch.nn.Identity) and net.conv1.stride == (1, 1)
 
 
 def test_key_value_arguments():

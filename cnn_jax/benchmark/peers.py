@@ -10,7 +10,10 @@
 
 Both take the same synthetic batch shape as ours and the same timing (warm-up, then the
 median of per-step times, each step waited for). Only the four models below exist in
-both registries under one name.
+both registries under one name. For the small-image regime of the studies, the
+torchvision peer also builds resnet18 / resnet34 / resnet50 with the registry's `stem`
+('small': one 3x3/1 conv, no max pool), `width` and `stage_sizes` fields and any number of
+input channels, from torchvision's own blocks (`ResNet._make_layer`).
 """
 
 from __future__ import annotations
@@ -23,7 +26,13 @@ from cnn_jax.benchmark import timing
 
 PEERS = ("torchvision", "keras")
 PEER_DTYPES = ("float32", "bfloat16")
-TORCHVISION_MODELS = ("resnet50", "mobilenet_v2", "efficientnet_b0", "densenet121")
+TORCHVISION_MODELS = ("resnet50", "mobilenet_v2", "efficientnet_b0", "densenet121",
+                      "resnet18", "resnet34")
+# torchvision's ResNets, rebuilt by the peer for the registry's resnet fields.
+TORCHVISION_RESNETS = {"resnet18": ("BasicBlock", (2, 2, 2, 2)),
+                       "resnet34": ("BasicBlock", (3, 4, 6, 3)),
+                       "resnet50": ("Bottleneck", (3, 4, 6, 3))}
+RESNET_FIELDS = ("stem", "width", "stage_sizes")
 KERAS_MODELS = {"resnet50": "ResNet50", "mobilenet_v2": "MobileNetV2",
                 "efficientnet_b0": "EfficientNetB0", "densenet121": "DenseNet121"}
 _NEEDS = {"torchvision": ("torch", "torchvision"), "keras": ("keras",)}
@@ -52,11 +61,45 @@ def check(peer: str, model: str, dtype: str, channels: int, model_kwargs: dict) 
                     f"{', '.join(models)}")
   if dtype not in PEER_DTYPES:
     raise PeerError(f"the {peer} peer runs {' or '.join(PEER_DTYPES)}, not {dtype}")
-  if channels != 3:
-    raise PeerError(f"the {peer} peer's models take 3 input channels, not {channels}")
-  if model_kwargs:
+  rebuilt = peer == "torchvision" and model in TORCHVISION_RESNETS
+  if channels != 3 and not rebuilt:
+    raise PeerError(f"the {peer} peer's {model} takes 3 input channels, not {channels}")
+  unknown = [k for k in model_kwargs if not rebuilt or k not in RESNET_FIELDS]
+  if unknown:
     raise PeerError(f"the {peer} peer builds its own {model}: drop --model-kwargs "
-                    f"({', '.join(model_kwargs)}) when comparing")
+                    f"{', '.join(unknown)} when comparing (the torchvision peer's ResNets "
+                    f"take {', '.join(RESNET_FIELDS)})")
+  if model_kwargs.get("stem", "imagenet") not in ("imagenet", "small"):
+    raise PeerError(f"the torchvision peer builds stem imagenet or small, not "
+                    f"{model_kwargs['stem']!r}")
+  if len(model_kwargs.get("stage_sizes", (0,) * 4)) != 4:
+    raise PeerError(f"the torchvision peer's ResNets have four stages, not "
+                    f"stage_sizes={tuple(model_kwargs['stage_sizes'])}")
+
+
+def torchvision_resnet(model: str, num_classes: int, channels: int = 3,
+                       stem: str = "imagenet", width: int = 64, stage_sizes=None):
+  """torchvision's ResNet `model` with the registry's stem / width / stage_sizes fields
+  and `channels` inputs, wired from torchvision's own blocks."""
+  import torch.nn as nn
+  from torchvision.models import resnet as tv
+
+  block_name, default_stages = TORCHVISION_RESNETS[model]
+  block, stages = getattr(tv, block_name), tuple(stage_sizes or default_stages)
+  net = tv.ResNet(block, list(stages), num_classes=num_classes)
+  if (stem, width, stages, channels) == ("imagenet", 64, default_stages, 3):
+    return net
+  net.inplanes = width  # what torchvision's __init__ starts from (64), read by _make_layer
+  net.conv1 = (nn.Conv2d(channels, width, 7, 2, 3, bias=False) if stem == "imagenet"
+               else nn.Conv2d(channels, width, 3, 1, 1, bias=False))
+  net.bn1 = nn.BatchNorm2d(width)
+  if stem == "small":
+    net.maxpool = nn.Identity()
+  net.layer1, net.layer2, net.layer3, net.layer4 = (
+      net._make_layer(block, width * 2**i, n, stride=1 if i == 0 else 2)
+      for i, n in enumerate(stages))
+  net.fc = nn.Linear(width * 8 * block.expansion, num_classes)
+  return net
 
 
 def _threads() -> int:
@@ -68,7 +111,9 @@ def _threads() -> int:
 
 def measure_torchvision(model: str, batch_size: int, image_size: int, mode: str,
                         dtype: str, steps: int, warmup: int, num_classes: int = 1000,
-                        weight_decay: float = 0.0, compile: bool = False) -> dict:
+                        weight_decay: float = 0.0, compile: bool = False,
+                        channels: int = 3, model_kwargs: dict | None = None,
+                        nesterov: bool = False) -> dict:
   import torch
   import torch.nn.functional as F
   import torchvision
@@ -76,16 +121,19 @@ def measure_torchvision(model: str, batch_size: int, image_size: int, mode: str,
   torch.set_num_threads(_threads())
   cuda = torch.cuda.is_available()
   device = torch.device("cuda" if cuda else "cpu")
-  net = getattr(torchvision.models, model)(weights=None, num_classes=num_classes)
+  if model in TORCHVISION_RESNETS:
+    net = torchvision_resnet(model, num_classes, channels, **(model_kwargs or {}))
+  else:
+    net = getattr(torchvision.models, model)(weights=None, num_classes=num_classes)
   net = net.to(device, memory_format=torch.channels_last)
   net.train(mode == "train")
   run = torch.compile(net) if compile else net
   generator = torch.Generator().manual_seed(0)
-  x = torch.randn(batch_size, 3, image_size, image_size, generator=generator).to(
+  x = torch.randn(batch_size, channels, image_size, image_size, generator=generator).to(
       device, memory_format=torch.channels_last)
   y = torch.randint(0, num_classes, (batch_size,), generator=generator).to(device)
   optimizer = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9,
-                              weight_decay=weight_decay)
+                              weight_decay=weight_decay, nesterov=nesterov)
   autocast = lambda: torch.autocast(device.type, dtype=torch.bfloat16,
                                     enabled=dtype == "bfloat16")
   sync = torch.cuda.synchronize if cuda else (lambda: None)

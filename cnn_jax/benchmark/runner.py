@@ -167,7 +167,10 @@ def worker(side: str, settings: Settings) -> dict:
                   num_classes=settings.num_classes,
                   weight_decay=float(settings.fields.get("weight_decay", 0.0)))
     if side == "torchvision":
-      return peers.measure_torchvision(**kwargs, compile=settings.peer_compile)
+      return peers.measure_torchvision(
+          **kwargs, compile=settings.peer_compile, channels=settings.channels,
+          model_kwargs=settings.model_kwargs,
+          nesterov=settings.fields.get("optimizer") == "nesterov")
     return peers.measure_keras(**kwargs)
   from cnn_jax import platform
   if side == "ours" and not settings.plain:
