@@ -31,6 +31,11 @@ _YNN_FLAG_VERSIONS = ("0.10.",)  # jaxlib versions where the flag exists and was
 # pass as fast or up to 5% faster without them (jaxlib 0.10.2, 2 cores, 2026-12-06).
 FORWARD_COMPILER_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type": ""}
 
+# The switches of `Conv`'s CPU-only gradients (cnn_jax/layers/depthwise.py, pointwise.py,
+# fence.py), each on unless its variable is "0": the benchmark's plain path sets all three.
+CPU_GRADIENT_VARIABLES = ("CNN_JAX_DEPTHWISE_VJP", "CNN_JAX_POINTWISE_VJP",
+                          "CNN_JAX_FENCED_VJP")
+
 
 def cpu_tuning_enabled() -> bool:
   """False when CNN_JAX_CPU_TUNING=0 (the benchmark's plain path sets it): no XLA flag, no

@@ -1,7 +1,8 @@
 """Train-step time on CPU with and without one of `Conv`'s CPU-only custom gradients.
 
-  .venv/bin/python -m experiments.bench_cpu_gradients [--path depthwise|pointwise]
-      [--model NAME] [--batch 8] [--size 224] [--steps 5]
+  .venv/bin/python -m experiments.bench_cpu_gradients [--path depthwise|pointwise|fence]
+      [--model NAME] [--batch 8] [--size 224] [--steps 5] [--channels 3]
+      [--num-classes 1000] [--model-kwargs K=V,...] [--set FIELD=VALUE]
 
 Times the trainer's own train step (`cnn_jax.benchmark.ours.measure`: the TrainState,
 optimiser and jitted step of `cnn_jax.main`) twice in one process, once traced with the
@@ -9,7 +10,13 @@ path's `custom_vjp(True)` and once with False (XLA's own gradient), and prints b
 medians and their ratio. `--path depthwise` (default model mobilenet_v2):
 cnn_jax/layers/depthwise.py, shifted multiply-adds; `--path pointwise` (default model
 resnet50): cnn_jax/layers/pointwise.py, the 1x1 convolutions' kernel gradient as a
-batched matrix product.
+batched matrix product; `--path fence` (default model resnet50):
+cnn_jax/layers/fence.py, the other convolutions' kernel gradients from fenced operands.
+The Fashion-MNIST quickstart's model:
+
+  .venv/bin/python -m experiments.bench_cpu_gradients --path fence --model resnet18 \
+      --batch 128 --size 28 --channels 1 --num-classes 10 --set optimizer=nesterov \
+      --model-kwargs "stem=small,width=16,stage_sizes=(1,1,1,1)"
 """
 
 from __future__ import annotations
@@ -22,11 +29,12 @@ platform.configure_cpu()  # the trainer's CPU settings (cnn_jax/main.py does the
 
 import jax  # noqa: E402
 
-from cnn_jax.benchmark import ours  # noqa: E402
-from cnn_jax.layers import depthwise, pointwise  # noqa: E402
+from cnn_jax.benchmark import ours, runner  # noqa: E402
+from cnn_jax.layers import depthwise, fence, pointwise  # noqa: E402
 
 PATHS = {"depthwise": (depthwise, "mobilenet_v2", "custom VJP (shifted multiply-adds)"),
-         "pointwise": (pointwise, "resnet50", "custom VJP (batched matmul)")}
+         "pointwise": (pointwise, "resnet50", "custom VJP (batched matmul)"),
+         "fence": (fence, "resnet50", "custom VJP (fenced operands)")}
 
 
 def main():
@@ -36,7 +44,15 @@ def main():
   parser.add_argument("--batch", type=int, default=8)
   parser.add_argument("--size", type=int, default=224)
   parser.add_argument("--steps", type=int, default=5)
+  parser.add_argument("--channels", type=int, default=3)
+  parser.add_argument("--num-classes", type=int, default=1000)
+  parser.add_argument("--model-kwargs", default="", metavar="K=V,...")
+  parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE")
   args = parser.parse_args()
+  model_kwargs = runner.key_values(args.model_kwargs, "--model-kwargs")
+  fields = {}
+  for item in args.set:
+    fields.update(runner.key_values(item, "--set"))
   path, default_model, label_on = PATHS[args.path]
   args.model = args.model or default_model
 
@@ -44,9 +60,11 @@ def main():
         f"{jax.default_backend()}, {jax.device_count()} device(s)")
   results = {}
   for fast in (True, False):
-    config = ours.build_config(args.model, args.batch, args.size)
+    config = ours.build_config(args.model, args.batch, args.size,
+                               model_kwargs=model_kwargs, fields=fields)
     with path.custom_vjp(fast):  # read when measure traces the step
-      result = ours.measure(config, "train", steps=args.steps, warmup=1)
+      result = ours.measure(config, "train", steps=args.steps, warmup=1,
+                            num_classes=args.num_classes, channels=args.channels)
     results[fast] = result["step_ms"]
     label = label_on if fast else f"XLA {args.path} gradient"
     print(f"  {label:36s} {result['step_ms']:9.1f} ms/step  (compile "

@@ -50,7 +50,8 @@ def test_train_step_against_the_plain_path():
   assert result["mode"] == "train" and result["model_kwargs"] == {
       "stem": "small", "width": 8, "stage_sizes": [1, 1, 1, 1]}
   settings = result["cpu_settings"]
-  assert settings["malloc"] and settings["depthwise_vjp"] and settings["pointwise_vjp"]
+  assert (settings["malloc"] and settings["depthwise_vjp"] and settings["pointwise_vjp"]
+          and settings["fenced_vjp"])
   assert settings["xla_flag"] == platform._jaxlib_version().startswith(
       platform._YNN_FLAG_VERSIONS)
   assert result["peer"] == "plain" and result["peer_images_per_second"] > 0
@@ -81,7 +82,8 @@ print(json.dumps(result))
   result = json.loads(proc.stdout.strip().splitlines()[-1])
   check_ours({**result, "batch_size": 4})
   assert result["cpu_settings"] == {"xla_flag": False, "malloc": False,
-                                    "depthwise_vjp": False, "pointwise_vjp": False}
+                                    "depthwise_vjp": False, "pointwise_vjp": False,
+                                    "fenced_vjp": False}
 
 
 def test_plain_flag_measures_the_plain_side_and_rounds_alternate(monkeypatch, capsys):
@@ -176,10 +178,9 @@ def test_torchvision_peer_resnets_are_the_registry_nets(model, channels, kwargs)
 
 
 def test_key_value_arguments():
-  from cnn_jax.benchmark.__main__ import _key_values
-  assert _key_values("stem=small,width=16,stage_sizes=(1, 1,1,1),x=[1,2]", "--m") == {
+  assert runner.key_values("stem=small,width=16,stage_sizes=(1, 1,1,1),x=[1,2]", "--m") == {
       "stem": "small", "width": 16, "stage_sizes": (1, 1, 1, 1), "x": [1, 2]}
-  assert _key_values("", "--m") == {}
+  assert runner.key_values("", "--m") == {}
   settings = runner.Settings("resnet18", 2, 28, model_kwargs={"stage_sizes": (1, 1)},
                              fields={"lr_decay_epochs": (30, 60)})
   assert runner.Settings.from_json(settings.to_json()) == settings
@@ -192,7 +193,7 @@ def test_worker_environments():
     env = runner.worker_env(side, plain, base)
     assert env["XLA_FLAGS"] == "--xla_force_host_platform_device_count=2"
     assert (env["CNN_JAX_CPU_TUNING"] == env["CNN_JAX_DEPTHWISE_VJP"]
-            == env["CNN_JAX_POINTWISE_VJP"] == "0")
+            == env["CNN_JAX_POINTWISE_VJP"] == env["CNN_JAX_FENCED_VJP"] == "0")
   assert runner.worker_env("keras", False, base)["KERAS_BACKEND"] == "jax"
   assert "XLA_FLAGS" not in runner.worker_env("plain", False, {"XLA_FLAGS": platform.YNN_FLAG})
 

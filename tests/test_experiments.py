@@ -25,3 +25,17 @@ def test_bench_input_pipeline_runs_every_recipe(tmp_path):
                  "resnet_scale + flip", "resnet_scale + flip + PCA"):
     assert sum(l[:30].strip() == recipe for l in lines) == 1, (recipe, proc.stdout)
   assert any(l.startswith("decode only") for l in lines), proc.stdout
+
+
+def test_bench_cpu_gradients_times_both_sides_of_a_switch():
+  proc = subprocess.run(
+      [sys.executable, "-m", "experiments.bench_cpu_gradients", "--path", "fence",
+       "--model", "resnet18", "--batch", "2", "--size", "16", "--channels", "1",
+       "--num-classes", "10", "--steps", "1", "--set", "optimizer=nesterov",
+       "--model-kwargs", "stem=small,width=4,stage_sizes=(1,1,1,1)"],
+      cwd=ROOT, env=subprocess_env(), capture_output=True, text=True, timeout=300)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  out = proc.stdout
+  assert "resnet18, batch 2 at 16px" in out, out
+  assert "custom VJP (fenced operands)" in out and "XLA fence gradient" in out, out
+  assert "speed-up:" in out, out

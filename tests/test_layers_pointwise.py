@@ -59,7 +59,7 @@ def test_conv_takes_the_pointwise_path_only_for_plain_1x1(monkeypatch):
 
   def uses_it(conv):
     variables = jax.eval_shape(conv.init, jax.random.key(0), x)
-    return "custom_vjp" in str(jax.make_jaxpr(conv.apply)(variables, x))
+    return "name=_pointwise" in str(jax.make_jaxpr(conv.apply)(variables, x))
 
   assert jax.default_backend() == "cpu"
   monkeypatch.delenv("CNN_JAX_POINTWISE_VJP", raising=False)

@@ -5,38 +5,10 @@ exit status 2."""
 from __future__ import annotations
 
 import argparse
-import ast
 import json
 import sys
 
 from cnn_jax.benchmark import peers, runner
-
-
-def _split_top_level(text: str) -> list[str]:
-  """Splits on the commas outside brackets: 'a=1,b=(1,2)' -> ['a=1', 'b=(1,2)']."""
-  items, depth, start = [], 0, 0
-  for i, ch in enumerate(text):
-    depth += ch in "([{"
-    depth -= ch in ")]}"
-    if ch == "," and depth == 0:
-      items.append(text[start:i])
-      start = i + 1
-  return items + [text[start:]]
-
-
-def _key_values(text: str, what: str) -> dict:
-  """'a=1,b=small,c=(1,2)' -> {'a': 1, 'b': 'small', 'c': (1, 2)} (Python literals where
-  they parse, else strings)."""
-  out = {}
-  for item in filter(None, (t.strip() for t in _split_top_level(text))):
-    key, eq, value = item.partition("=")
-    if not eq or not key:
-      raise ValueError(f"{what} takes KEY=VALUE pairs, not {item!r}")
-    try:
-      out[key.strip()] = ast.literal_eval(value.strip())
-    except (ValueError, SyntaxError):
-      out[key.strip()] = value.strip()
-  return out
 
 
 def parser() -> argparse.ArgumentParser:
@@ -62,7 +34,7 @@ def parser() -> argparse.ArgumentParser:
                  help="torchvision peer: torch.compile the model")
   p.add_argument("--plain", action="store_true",
                  help="ours without the package's CPU settings (XLA flag, malloc, "
-                      "depthwise custom gradient)")
+                      "the CPU-only custom gradients)")
   p.add_argument("--num-classes", type=int, default=1000)
   p.add_argument("--channels", type=int, default=3)
   p.add_argument("--model-kwargs", default="", metavar="K=V,...",
@@ -101,12 +73,12 @@ def main(argv: list[str] | None = None) -> None:
       raise ValueError("--warmup must be >= 0")
     fields = {}
     for item in args.set:
-      fields.update(_key_values(item, "--set"))
+      fields.update(runner.key_values(item, "--set"))
     settings = runner.Settings(
         model=args.model, batch_size=args.batch_size, image_size=args.image_size,
         mode=args.mode, dtype=args.dtype, steps=args.steps, warmup=args.warmup,
         num_classes=args.num_classes, channels=args.channels,
-        model_kwargs=_key_values(args.model_kwargs, "--model-kwargs"), fields=fields,
+        model_kwargs=runner.key_values(args.model_kwargs, "--model-kwargs"), fields=fields,
         plain=args.plain, peer_compile=args.peer_compile)
     if args.peer == "plain" and args.plain:
       raise ValueError("--peer plain compares against the plain path; drop --plain")

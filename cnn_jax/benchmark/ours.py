@@ -1,8 +1,8 @@
 """Our side: the trainer's jitted train step (or eval step) on a synthetic batch.
 
 Import after the process's CPU settings are decided (`cnn_jax.platform.configure_cpu()`
-or, for the plain path, CNN_JAX_CPU_TUNING=0, CNN_JAX_DEPTHWISE_VJP=0 and
-CNN_JAX_POINTWISE_VJP=0 in the environment): importing this module starts JAX.
+or, for the plain path, CNN_JAX_CPU_TUNING=0 and each of
+`platform.CPU_GRADIENT_VARIABLES` = 0 in the environment): importing this module starts JAX.
 """
 
 from __future__ import annotations
@@ -117,11 +117,12 @@ def _peak_memory() -> tuple[int, str]:
 def cpu_settings() -> dict:
   """Which of the package's CPU settings this process runs with."""
   from cnn_jax import platform
-  from cnn_jax.layers import depthwise, pointwise
+  from cnn_jax.layers import depthwise, fence, pointwise
   return {"xla_flag": platform.YNN_FLAG in os.environ.get("XLA_FLAGS", ""),
           "malloc": platform.cpu_tuning_enabled(),
           "depthwise_vjp": depthwise.enabled(),
-          "pointwise_vjp": pointwise.enabled()}
+          "pointwise_vjp": pointwise.enabled(),
+          "fenced_vjp": fence.enabled()}
 
 
 def measure(config, mode: str = "train", steps: int = 10, warmup: int = 2,

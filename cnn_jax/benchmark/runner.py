@@ -8,6 +8,7 @@ before JAX starts. Sides: `ours` (the package's CPU settings unless `Settings.pl
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import datetime
 import json
@@ -19,6 +20,33 @@ from typing import Callable
 
 RESULT_PREFIX = "RESULT "
 SIDES = ("ours", "plain", "torchvision", "keras")
+
+
+def _split_top_level(text: str) -> list[str]:
+  """Splits on the commas outside brackets: 'a=1,b=(1,2)' -> ['a=1', 'b=(1,2)']."""
+  items, depth, start = [], 0, 0
+  for i, ch in enumerate(text):
+    depth += ch in "([{"
+    depth -= ch in ")]}"
+    if ch == "," and depth == 0:
+      items.append(text[start:i])
+      start = i + 1
+  return items + [text[start:]]
+
+
+def key_values(text: str, what: str) -> dict:
+  """'a=1,b=small,c=(1,2)' -> {'a': 1, 'b': 'small', 'c': (1, 2)} (Python literals where
+  they parse, else strings): the --model-kwargs and --set values."""
+  out = {}
+  for item in filter(None, (t.strip() for t in _split_top_level(text))):
+    key, eq, value = item.partition("=")
+    if not eq or not key:
+      raise ValueError(f"{what} takes KEY=VALUE pairs, not {item!r}")
+    try:
+      out[key.strip()] = ast.literal_eval(value.strip())
+    except (ValueError, SyntaxError):
+      out[key.strip()] = value.strip()
+  return out
 
 
 class BenchmarkError(Exception):
@@ -63,7 +91,7 @@ def worker_env(side: str, plain: bool, base: dict | None = None) -> dict:
   env = dict(os.environ if base is None else base)
   if side == "plain" or (side == "ours" and plain) or side == "keras":
     env["CNN_JAX_CPU_TUNING"] = "0"
-    env["CNN_JAX_DEPTHWISE_VJP"] = env["CNN_JAX_POINTWISE_VJP"] = "0"
+    env.update(dict.fromkeys(platform.CPU_GRADIENT_VARIABLES, "0"))
     flags = env.get("XLA_FLAGS", "").replace(platform.YNN_FLAG, "").strip()
     if flags:
       env["XLA_FLAGS"] = flags
@@ -176,7 +204,7 @@ def worker(side: str, settings: Settings) -> dict:
   if side == "ours" and not settings.plain:
     platform.configure_cpu()  # before JAX starts, as cnn_jax.main does
   else:  # the environment already says so when started by run_side; this process too
-    for variable in ("CNN_JAX_CPU_TUNING", "CNN_JAX_DEPTHWISE_VJP", "CNN_JAX_POINTWISE_VJP"):
+    for variable in ("CNN_JAX_CPU_TUNING", *platform.CPU_GRADIENT_VARIABLES):
       os.environ[variable] = "0"
   from cnn_jax.benchmark import ours
   config = ours.build_config(settings.model, settings.batch_size, settings.image_size,

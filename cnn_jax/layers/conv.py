@@ -1,8 +1,9 @@
 """The one convolution primitive every model uses, and conv-norm-activation.
 
 All convolutions in cnn_jax go through `Conv`, so that a backend-specific path (on CPU a
-faster depthwise convolution, and a 1x1 convolution's kernel gradient without a transposed
-copy) is chosen in one place and never per model.
+faster depthwise convolution, a 1x1 convolution's kernel gradient without a transposed
+copy, and the other convolutions' kernel gradients from fenced operands) is chosen in one
+place and never per model.
 Parameters are named `kernel` (HWIO, input channels divided by `groups`) and `bias`,
 exactly like `flax.linen.Conv`.
 """
@@ -17,7 +18,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from cnn_jax.layers import depthwise, pointwise
+from cnn_jax.layers import depthwise, fence, pointwise
 
 # Convs with 2..SPLIT_GROUPS_UP_TO groups run as one dense conv per group on CPU (measured
 # on 2 cores: AlexNet's grouped conv2/4/5 made its training step ~7x slower than the
@@ -92,10 +93,10 @@ class Conv(nn.Module):
       y = pointwise.pointwise_conv(x.astype(self.dtype), kernel.astype(self.dtype),
                                    _pair(self.strides))
     else:
+      # On CPU the kernel gradient reads its operands from memory (fence.py).
       conv = functools.partial(
-          lax.conv_general_dilated, window_strides=_pair(self.strides),
-          padding=resolve_padding(self.padding, (kh, kw), dilation), rhs_dilation=dilation,
-          dimension_numbers=("NHWC", "HWIO", "NHWC"))
+          fence.conv, strides=_pair(self.strides), dilation=dilation,
+          padding=resolve_padding(self.padding, (kh, kw), dilation))
       x, kernel = x.astype(self.dtype), kernel.astype(self.dtype)
       if 1 < self.groups <= SPLIT_GROUPS_UP_TO and jax.default_backend() == "cpu":
         # A few groups (AlexNet's two towers): one dense conv per group is the same sum,
@@ -104,7 +105,7 @@ class Conv(nn.Module):
             jnp.split(x, self.groups, axis=-1), jnp.split(kernel, self.groups, axis=-1))],
                             axis=-1)
       else:
-        y = conv(x, kernel, feature_group_count=self.groups)
+        y = conv(x, kernel, groups=self.groups)
     if self.use_bias:
       bias = self.param("bias", self.bias_init, (self.features,), self.param_dtype)
       y = y + bias.astype(self.dtype)
