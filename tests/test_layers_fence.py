@@ -105,6 +105,7 @@ def test_conv_takes_the_fenced_path_for_the_convolutions_xla_computes(monkeypatc
   assert fenced(Conv(6, 1))  # 14x14 pixels: under pointwise.MIN_PIXELS
   assert fenced(Conv(6, 3, groups=2))  # split into two dense convolutions
   assert not fenced(Conv(4, 3, groups=4))  # depthwise: depthwise.py
+  assert not fenced(Conv(6, 1), hw=1)  # a squeeze-excite's 1x1 map
   assert not fenced(Conv(6, 1), hw=56)  # 1x1 from 28x28 pixels: pointwise.py
   with fence.custom_vjp(False):
     assert not fenced(Conv(6, 3))

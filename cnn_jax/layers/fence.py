@@ -40,10 +40,12 @@ enabled = _switch.enabled  # the innermost custom_vjp(...) choice, else the vari
 custom_vjp = _switch.use  # `with custom_vjp(False): ...` traces XLA's gradient
 
 
-def applies() -> bool:
-  """Whether `conv` fences its kernel gradient by default: on CPU, switched on. Read at
-  trace time."""
-  return enabled() and jax.default_backend() == "cpu"
+def applies(in_shape: Sequence[int] | None = None) -> bool:
+  """Whether `conv` fences the kernel gradient of an NHWC input of `in_shape` by default:
+  on CPU, switched on, and more than one pixel per image (a squeeze-excite's 1x1 map has
+  no copy worth fencing: the conditional would only add a step). Read at trace time."""
+  pixels = 2 if in_shape is None else in_shape[1] * in_shape[2]
+  return enabled() and jax.default_backend() == "cpu" and pixels > 1
 
 
 def materialize(tree, token: jax.Array):
@@ -65,7 +67,7 @@ def conv(x: jax.Array, kernel: jax.Array, strides: Sequence[int], padding,
   `fenced` (default: `applies()`), with the kernel gradient computed from fenced operands."""
   padding = padding if isinstance(padding, str) else tuple(tuple(p) for p in padding)
   args = (tuple(strides), padding, tuple(dilation), groups)
-  if applies() if fenced is None else fenced:
+  if applies(x.shape) if fenced is None else fenced:
     return _fenced(x, kernel, *args)
   return _conv(x, kernel, *args)
 
