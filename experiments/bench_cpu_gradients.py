@@ -1,6 +1,6 @@
 """Train-step time on CPU with and without one of `Conv`'s CPU-only custom gradients.
 
-  .venv/bin/python -m experiments.bench_cpu_gradients [--path depthwise|pointwise|fence]
+  .venv/bin/python -m experiments.bench_cpu_gradients [--path depthwise|pointwise|fence|maxpool]
       [--model NAME] [--batch 8] [--size 224] [--steps 5] [--channels 3]
       [--num-classes 1000] [--model-kwargs K=V,...] [--set FIELD=VALUE]
 
@@ -11,7 +11,9 @@ medians and their ratio. `--path depthwise` (default model mobilenet_v2):
 cnn_jax/layers/depthwise.py, shifted multiply-adds; `--path pointwise` (default model
 resnet50): cnn_jax/layers/pointwise.py, the 1x1 convolutions' kernel gradient as a
 batched matrix product; `--path fence` (default model resnet50):
-cnn_jax/layers/fence.py, the other convolutions' kernel gradients from fenced operands.
+cnn_jax/layers/fence.py, the other convolutions' kernel gradients from fenced operands;
+`--path maxpool` (default model resnet50): cnn_jax/layers/pooling.py, max pooling's
+gradient as a winner index and strided pads.
 The Fashion-MNIST quickstart's model:
 
   .venv/bin/python -m experiments.bench_cpu_gradients --path fence --model resnet18 \
@@ -22,6 +24,7 @@ The Fashion-MNIST quickstart's model:
 from __future__ import annotations
 
 import argparse
+import types
 
 from cnn_jax import platform
 
@@ -30,11 +33,13 @@ platform.configure_cpu()  # the trainer's CPU settings (cnn_jax/main.py does the
 import jax  # noqa: E402
 
 from cnn_jax.benchmark import ours, runner  # noqa: E402
-from cnn_jax.layers import depthwise, fence, pointwise  # noqa: E402
+from cnn_jax.layers import depthwise, fence, pointwise, pooling  # noqa: E402
 
 PATHS = {"depthwise": (depthwise, "mobilenet_v2", "custom VJP (shifted multiply-adds)"),
          "pointwise": (pointwise, "resnet50", "custom VJP (batched matmul)"),
-         "fence": (fence, "resnet50", "custom VJP (fenced operands)")}
+         "fence": (fence, "resnet50", "custom VJP (fenced operands)"),
+         "maxpool": (types.SimpleNamespace(custom_vjp=pooling.max_pool_vjp), "resnet50",
+                     "custom VJP (winner index)")}
 
 
 def main():

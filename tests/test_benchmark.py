@@ -51,7 +51,7 @@ def test_train_step_against_the_plain_path():
       "stem": "small", "width": 8, "stage_sizes": [1, 1, 1, 1]}
   settings = result["cpu_settings"]
   assert (settings["malloc"] and settings["depthwise_vjp"] and settings["pointwise_vjp"]
-          and settings["fenced_vjp"])
+          and settings["fenced_vjp"] and settings["maxpool_vjp"])
   assert settings["xla_flag"] == platform._jaxlib_version().startswith(
       platform._YNN_FLAG_VERSIONS)
   assert result["peer"] == "plain" and result["peer_images_per_second"] > 0
@@ -83,7 +83,7 @@ print(json.dumps(result))
   check_ours({**result, "batch_size": 4})
   assert result["cpu_settings"] == {"xla_flag": False, "malloc": False,
                                     "depthwise_vjp": False, "pointwise_vjp": False,
-                                    "fenced_vjp": False}
+                                    "fenced_vjp": False, "maxpool_vjp": False}
 
 
 def test_plain_flag_measures_the_plain_side_and_rounds_alternate(monkeypatch, capsys):
@@ -193,7 +193,8 @@ def test_worker_environments():
     env = runner.worker_env(side, plain, base)
     assert env["XLA_FLAGS"] == "--xla_force_host_platform_device_count=2"
     assert (env["CNN_JAX_CPU_TUNING"] == env["CNN_JAX_DEPTHWISE_VJP"]
-            == env["CNN_JAX_POINTWISE_VJP"] == env["CNN_JAX_FENCED_VJP"] == "0")
+            == env["CNN_JAX_POINTWISE_VJP"] == env["CNN_JAX_FENCED_VJP"]
+            == env["CNN_JAX_MAXPOOL_VJP"] == "0")
   assert runner.worker_env("keras", False, base)["KERAS_BACKEND"] == "jax"
   assert "XLA_FLAGS" not in runner.worker_env("plain", False, {"XLA_FLAGS": platform.YNN_FLAG})
 

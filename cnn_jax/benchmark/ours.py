@@ -117,12 +117,13 @@ def _peak_memory() -> tuple[int, str]:
 def cpu_settings() -> dict:
   """Which of the package's CPU settings this process runs with."""
   from cnn_jax import platform
-  from cnn_jax.layers import depthwise, fence, pointwise
+  from cnn_jax.layers import depthwise, fence, pointwise, pooling
   return {"xla_flag": platform.YNN_FLAG in os.environ.get("XLA_FLAGS", ""),
           "malloc": platform.cpu_tuning_enabled(),
           "depthwise_vjp": depthwise.enabled(),
           "pointwise_vjp": pointwise.enabled(),
-          "fenced_vjp": fence.enabled()}
+          "fenced_vjp": fence.enabled(),
+          "maxpool_vjp": pooling.max_pool_vjp_enabled()}
 
 
 def measure(config, mode: str = "train", steps: int = 10, warmup: int = 2,
