@@ -29,7 +29,8 @@ def _plain(x, kernel, strides, padding, dilation, groups):
                                   dimension_numbers=("NHWC", "HWIO", "NHWC"))
 
 
-@pytest.mark.parametrize("case", CASES, ids=lambda c: f"{c[0]}-s{c[1][0]}-{c[2]}-d{c[3][0]}-g{c[4]}")
+@pytest.mark.parametrize(
+    "case", CASES, ids=lambda c: f"{c[0]}-s{c[1][0]}-{c[2]}-d{c[3][0]}-g{c[4]}")
 @pytest.mark.parametrize("dtype", ["float64", "float32", "bfloat16"])
 def test_fenced_conv_has_xla_gradients(case, dtype):
   if dtype == "float64":

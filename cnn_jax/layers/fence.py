@@ -14,14 +14,16 @@ every value (`isnan(t) | ~isnan(t)`) but that XLA cannot fold, so its operands a
 and the copies behind it are plain transposes. `conv` is XLA's convolution with
 XLA's own gradients, except that the kernel gradient reads the fenced input and output
 gradient: the same numbers, computed in a different order of buffers. Train steps on 2
-cores (`python -m experiments.bench_cpu_gradients --path fence`): ResNet-50 at 224 px,
-batch 8, and the quickstart model are faster (see that script's docstring for figures).
-XLA's optimization_barrier does not do this: XLA:CPU removes it before fusion.
+cores, fenced vs not (`python -m experiments.bench_cpu_gradients --path fence`,
+2026-12-06): the quickstart model at batch 128, 28 px 124 -> 112 ms; ResNet-50 at batch
+8, 224 px 1475 -> 1297 ms; MobileNetV2 1.09x; EfficientNet-B0 unchanged. XLA's
+optimization_barrier does not do this: XLA:CPU removes it before fusion.
 
 `Conv` calls `conv` for the convolutions that XLA computes (neither depthwise.py's nor
-pointwise.py's), which takes the fenced path on the CPU backend. The choice is read at trace time:
-`with fence.custom_vjp(False): ...` around the tracing, else the environment variable
-CNN_JAX_FENCED_VJP (default 1; 0 switches it off, as the benchmark's `--plain` does).
+pointwise.py's), which takes the fenced path on the CPU backend. The choice is read at
+trace time: `with fence.custom_vjp(False): ...` around the tracing, else the environment
+variable CNN_JAX_FENCED_VJP (default 1; 0 switches it off, as the benchmark's `--plain`
+does).
 """
 
 from __future__ import annotations

@@ -13,8 +13,10 @@ from cnn_jax.layers import switch
 # On CPU, max pooling's gradient is the custom VJP below (`_max_pool`); XLA:CPU expands
 # its own (select_and_scatter) into a reduce-window that carries four int32 index arrays
 # of the padded input's size, plus a scatter: ~140 ms of ResNet-50's 1,460 ms train step at
-# batch 8, 224 px on 2 cores (profiled, jaxlib 0.10.2). `with max_pool_vjp(False): ...`
-# around tracing, or CNN_JAX_MAXPOOL_VJP=0, keeps XLA's.
+# batch 8, 224 px on 2 cores in a profile (jaxlib 0.10.2); with this one the step ran 1.05x
+# faster, DenseNet-121's 1.06x (`python -m experiments.bench_cpu_gradients --path
+# maxpool`). `with max_pool_vjp(False): ...` around tracing, or CNN_JAX_MAXPOOL_VJP=0,
+# keeps XLA's.
 _switch = switch.TraceTimeSwitch("CNN_JAX_MAXPOOL_VJP")
 max_pool_vjp_enabled = _switch.enabled
 max_pool_vjp = _switch.use

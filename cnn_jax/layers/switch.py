@@ -1,6 +1,7 @@
 """An on/off choice read when a function is traced: a context manager for code that
 compares both sides in one process, else an environment variable for a whole run. The
-CPU-only paths of `Conv` (depthwise.py, pointwise.py) each have one."""
+CPU-only gradients (depthwise.py, pointwise.py, fence.py, pooling.py's max pooling) each
+have one."""
 
 from __future__ import annotations
 
