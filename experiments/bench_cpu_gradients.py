@@ -54,12 +54,17 @@ def main():
   parser.add_argument("--model-kwargs", default="", metavar="K=V,...")
   parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE")
   args = parser.parse_args()
-  model_kwargs = runner.key_values(args.model_kwargs, "--model-kwargs")
-  fields = {}
-  for item in args.set:
-    fields.update(runner.key_values(item, "--set"))
   path, default_model, label_on = PATHS[args.path]
   args.model = args.model or default_model
+  try:  # a mistake is one line, before anything compiles
+    model_kwargs = runner.key_values(args.model_kwargs, "--model-kwargs")
+    fields = {}
+    for item in args.set:
+      fields.update(runner.key_values(item, "--set"))
+    ours.build_config(args.model, args.batch, args.size, model_kwargs=model_kwargs,
+                      fields=fields)
+  except ValueError as e:
+    parser.error(str(e))
 
   print(f"{args.model}, batch {args.batch} at {args.size}px, backend "
         f"{jax.default_backend()}, {jax.device_count()} device(s)")
@@ -75,7 +80,7 @@ def main():
     print(f"  {label:36s} {result['step_ms']:9.1f} ms/step  (compile "
           f"{result['compile_seconds']:.1f} s)")
   if jax.default_backend() != "cpu":
-    print("  (not CPU: Conv never takes the fast path, both runs are the same)")
+    print("  (not CPU: the CPU-only path is never taken, both runs are the same)")
   print(f"  speed-up: {results[False] / results[True]:.2f}x")
 
 

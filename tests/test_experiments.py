@@ -39,3 +39,12 @@ def test_bench_cpu_gradients_times_both_sides_of_a_switch():
   assert "resnet18, batch 2 at 16px" in out, out
   assert "custom VJP (fenced operands)" in out and "XLA fence gradient" in out, out
   assert "speed-up:" in out, out
+
+
+def test_bench_cpu_gradients_rejects_an_unknown_field_in_one_line():
+  proc = subprocess.run(
+      [sys.executable, "-m", "experiments.bench_cpu_gradients", "--set", "no_such_field=1"],
+      cwd=ROOT, env=subprocess_env(), capture_output=True, text=True, timeout=300)
+  assert proc.returncode == 2
+  assert "Traceback" not in proc.stderr
+  assert "--set no_such_field: no such config field" in proc.stderr.strip().splitlines()[-1]
