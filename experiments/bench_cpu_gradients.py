@@ -1,4 +1,4 @@
-"""Train-step time on CPU with and without one of `Conv`'s CPU-only custom gradients.
+"""Train-step time on CPU with and without one of the CPU-only custom gradients.
 
   .venv/bin/python -m experiments.bench_cpu_gradients [--path depthwise|pointwise|fence|maxpool]
       [--model NAME] [--batch 8] [--size 224] [--steps 5] [--channels 3]
