@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from cnn_jax.layers import switch
+from cnn_jax.layers import fence, switch
 
 # On CPU, max pooling's gradient is the custom VJP below (`_max_pool`); XLA:CPU expands
 # its own (select_and_scatter) into a reduce-window that carries four int32 index arrays
@@ -86,6 +86,9 @@ def _max_pool_bwd(window, stride, pads, residuals, g):
     i, j = taps[t]
     tap = lax.slice(xp, (0, i, j, 0), (n, i + span_h, j + span_w, c), (1, stride, stride, 1))
     winner = jnp.where(tap == y, jnp.asarray(t, winner.dtype), winner)
+  # Fenced (fence.py): otherwise XLA recomputes g's producers (in DenseNet, the sum of a
+  # dense block's BatchNorm gradients) for every tap that reads them.
+  winner, g = fence.materialize((winner, g), g.reshape(-1)[0])
   zero = jnp.zeros((), g.dtype)
   d_xp = sum(
       lax.pad(jnp.where(winner == t, g, zero), zero,
