@@ -42,12 +42,11 @@ enabled = _switch.enabled  # the innermost custom_vjp(...) choice, else the vari
 custom_vjp = _switch.use  # `with custom_vjp(False): ...` traces XLA's gradient
 
 
-def applies(in_shape: Sequence[int] | None = None) -> bool:
+def applies(in_shape: Sequence[int]) -> bool:
   """Whether `conv` fences the kernel gradient of an NHWC input of `in_shape` by default:
   on CPU, switched on, and more than one pixel per image (a squeeze-excite's 1x1 map has
   no copy worth fencing: the conditional would only add a step). Read at trace time."""
-  pixels = 2 if in_shape is None else in_shape[1] * in_shape[2]
-  return enabled() and jax.default_backend() == "cpu" and pixels > 1
+  return enabled() and jax.default_backend() == "cpu" and in_shape[1] * in_shape[2] > 1
 
 
 def materialize(tree, token: jax.Array):
@@ -66,7 +65,7 @@ def conv(x: jax.Array, kernel: jax.Array, strides: Sequence[int], padding,
          fenced: bool | None = None) -> jax.Array:
   """NHWC / HWIO `lax.conv_general_dilated(x, kernel, strides, padding,
   rhs_dilation=dilation, feature_group_count=groups)` (`padding` a string or pairs); when
-  `fenced` (default: `applies()`), with the kernel gradient computed from fenced operands."""
+  `fenced` (default: `applies(x.shape)`), with the kernel gradient computed from fenced operands."""
   padding = padding if isinstance(padding, str) else tuple(tuple(p) for p in padding)
   args = (tuple(strides), padding, tuple(dilation), groups)
   if applies(x.shape) if fenced is None else fenced:

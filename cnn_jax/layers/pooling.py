@@ -13,9 +13,9 @@ from cnn_jax.layers import fence, switch
 # On CPU, max pooling's gradient is the custom VJP below (`_max_pool`); XLA:CPU expands
 # its own (select_and_scatter) into a reduce-window that carries four int32 index arrays
 # of the padded input's size, plus a scatter: ~140 ms of ResNet-50's 1,460 ms train step at
-# batch 8, 224 px on 2 cores in a profile (jaxlib 0.10.2); with this one the step ran 1.05x
-# faster, DenseNet-121's 1.06x (`python -m experiments.bench_cpu_gradients --path
-# maxpool`). `with max_pool_vjp(False): ...` around tracing, or CNN_JAX_MAXPOOL_VJP=0,
+# batch 8, 224 px on 2 cores in a profile (jaxlib 0.10.2); with this one ResNet-50's step
+# ran 1.03-1.05x faster, DenseNet-121's 1.11x (`python -m experiments.bench_cpu_gradients
+# --path maxpool`). `with max_pool_vjp(False): ...` around tracing, or CNN_JAX_MAXPOOL_VJP=0,
 # keeps XLA's.
 _switch = switch.TraceTimeSwitch("CNN_JAX_MAXPOOL_VJP")
 max_pool_vjp_enabled = _switch.enabled
@@ -87,7 +87,8 @@ def _max_pool_bwd(window, stride, pads, residuals, g):
     tap = lax.slice(xp, (0, i, j, 0), (n, i + span_h, j + span_w, c), (1, stride, stride, 1))
     winner = jnp.where(tap == y, jnp.asarray(t, winner.dtype), winner)
   # Fenced (fence.py): otherwise XLA recomputes g's producers (in DenseNet, the sum of a
-  # dense block's BatchNorm gradients) for every tap that reads them.
+  # dense block's BatchNorm gradients) for every tap that reads them. Pooling has no
+  # parameter to take the token from, so it is g's first element.
   winner, g = fence.materialize((winner, g), g.reshape(-1)[0])
   zero = jnp.zeros((), g.dtype)
   d_xp = sum(
