@@ -136,3 +136,41 @@ def test_eval_step_compiles_without_ynnpack_fusions():
   assert "__ynn_fusion" not in eval_fn.lower(state, batch).compile().as_text()
   forward = jax.jit(lambda v, x: model.apply(v, x, train=False))
   assert "__ynn_fusion" in forward.lower(variables, x).compile().as_text()
+
+
+def test_cpu_device_flags():
+  """CNN_JAX_CPU_DEVICES=N splits the host CPU into N single-threaded devices; an explicit
+  device count in XLA_FLAGS (the tests', the user's) wins; a bad value is a ValueError."""
+  from cnn_jax.platform import cpu_device_flags
+  assert cpu_device_flags("", "--a") == "--a"
+  assert cpu_device_flags("1", "--a") == "--a"
+  assert cpu_device_flags(" 2 ", "--a") == ("--a --xla_force_host_platform_device_count=2 "
+                                            "--xla_cpu_multi_thread_eigen=false")
+  assert cpu_device_flags("4", "") == ("--xla_force_host_platform_device_count=4 "
+                                       "--xla_cpu_multi_thread_eigen=false")
+  kept = "--xla_force_host_platform_device_count=8"
+  assert cpu_device_flags("2", kept) == kept
+  for bad in ("0", "-2", "two", "1.5"):
+    with pytest.raises(ValueError, match="CNN_JAX_CPU_DEVICES"):
+      cpu_device_flags(bad, "")
+
+
+@pytest.mark.parametrize("value,expected", [("2", "devices 2"), ("x", "error: CNN_JAX_CPU_DEVICES='x'")])
+def test_cpu_devices_variable_in_a_fresh_process(value, expected):
+  """What an entry point's `platform.configure_cpu()` makes of the variable before JAX
+  starts: two CPU devices, or one error line and exit status 1."""
+  import os
+  import subprocess
+  import sys
+  from conftest import ROOT
+  env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+  env.update(CNN_JAX_CPU_DEVICES=value, JAX_PLATFORMS="cpu", PYTHONPATH=ROOT)
+  code = ("from cnn_jax import platform; platform.configure_cpu(); import jax; "
+          "print('devices', jax.device_count())")
+  proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                        text=True, timeout=120)
+  if value == "2":
+    assert proc.returncode == 0 and proc.stdout.strip() == expected, proc.stderr[-2000:]
+  else:
+    assert proc.returncode == 1 and proc.stderr.strip().splitlines() == [
+        proc.stderr.strip()] and proc.stderr.startswith(expected), proc.stderr
