@@ -134,6 +134,8 @@ def test_fused_ops_compile_only_with_flags_tf_knows(tf, ip, monkeypatch):
   assert ip.tf_xla_usable("--xla_force_host_platform_device_count=8 "
                           "--xla_cpu_experimental_ynn_fusion_type=-individual_convolution")
   assert not ip.tf_xla_usable("--xla_gpu_enable_latency_hiding_scheduler=true")
+  from cnn_jax import platform  # CNN_JAX_CPU_DEVICES's flags keep the fused passes
+  assert ip.tf_xla_usable(platform.cpu_device_flags("2", platform.YNN_FLAG))
   monkeypatch.setenv("XLA_FLAGS", "--xla_some_jax_only_flag=1")
   x = tf.constant(np.random.default_rng(3).uniform(0, 255, (8, 8, 3)).astype(np.float32))
   seed = tf.constant([5, 6])

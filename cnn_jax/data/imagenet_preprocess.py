@@ -326,6 +326,7 @@ _JITTED = {}
 # does not know (JAX's XLA is newer). The fused ops compile only when every flag set is
 # one of these, known to both; otherwise TF's own colour ops run (`inception_color_tf`).
 TF_XLA_SAFE_FLAGS = ("--xla_force_host_platform_device_count",
+                     "--xla_cpu_multi_thread_eigen",  # CNN_JAX_CPU_DEVICES sets it
                      "--xla_cpu_experimental_ynn_fusion_type",
                      "--xla_backend_optimization_level")
 
