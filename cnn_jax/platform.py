@@ -44,7 +44,7 @@ CPU_GRADIENT_VARIABLES = ("CNN_JAX_DEPTHWISE_VJP", "CNN_JAX_POINTWISE_VJP",
 
 def cpu_tuning_enabled() -> bool:
   """False when CNN_JAX_CPU_TUNING=0 (the benchmark's plain path sets it): no XLA flag, no
-  malloc settings, no forward compile options."""
+  malloc settings, no forward compile options, no CNN_JAX_CPU_DEVICES split."""
   return os.environ.get("CNN_JAX_CPU_TUNING", "1") != "0"
 
 
@@ -82,7 +82,7 @@ def cpu_device_flags(value: str, xla_flags: str) -> str:
   value = value.strip()
   if not value:
     return xla_flags
-  if not value.isdigit() or int(value) < 1:
+  if not value.isdecimal() or int(value) < 1:
     raise ValueError(f"CNN_JAX_CPU_DEVICES={value!r}: expected a whole number >= 1, e.g. "
                      f"2 on a 2-core machine (unset it for one CPU device)")
   if int(value) == 1 or "xla_force_host_platform_device_count" in xla_flags:

@@ -150,12 +150,13 @@ def test_cpu_device_flags():
                                        "--xla_cpu_multi_thread_eigen=false")
   kept = "--xla_force_host_platform_device_count=8"
   assert cpu_device_flags("2", kept) == kept
-  for bad in ("0", "-2", "two", "1.5"):
+  for bad in ("0", "-2", "two", "1.5", "\u00b2"):
     with pytest.raises(ValueError, match="CNN_JAX_CPU_DEVICES"):
       cpu_device_flags(bad, "")
 
 
-@pytest.mark.parametrize("value,expected", [("2", "devices 2"), ("x", "error: CNN_JAX_CPU_DEVICES='x'")])
+@pytest.mark.parametrize("value,expected",
+                         [("2", "devices 2"), ("x", "error: CNN_JAX_CPU_DEVICES='x'")])
 def test_cpu_devices_variable_in_a_fresh_process(value, expected):
   """What an entry point's `platform.configure_cpu()` makes of the variable before JAX
   starts: two CPU devices, or one error line and exit status 1."""
