@@ -24,7 +24,6 @@ The Fashion-MNIST quickstart's model:
 from __future__ import annotations
 
 import argparse
-import types
 
 from cnn_jax import platform
 
@@ -35,11 +34,12 @@ import jax  # noqa: E402
 from cnn_jax.benchmark import ours, runner  # noqa: E402
 from cnn_jax.layers import depthwise, fence, pointwise, pooling  # noqa: E402
 
-PATHS = {"depthwise": (depthwise, "mobilenet_v2", "custom VJP (shifted multiply-adds)"),
-         "pointwise": (pointwise, "resnet50", "custom VJP (batched matmul)"),
-         "fence": (fence, "resnet50", "custom VJP (fenced operands)"),
-         "maxpool": (types.SimpleNamespace(custom_vjp=pooling.max_pool_vjp), "resnet50",
-                     "custom VJP (winner index)")}
+# Each path's switch (`with switch(False): ...` traces XLA's gradient), default model, label.
+PATHS = {"depthwise": (depthwise.custom_vjp, "mobilenet_v2",
+                       "custom VJP (shifted multiply-adds)"),
+         "pointwise": (pointwise.custom_vjp, "resnet50", "custom VJP (batched matmul)"),
+         "fence": (fence.custom_vjp, "resnet50", "custom VJP (fenced operands)"),
+         "maxpool": (pooling.max_pool_vjp, "resnet50", "custom VJP (winner index)")}
 
 
 def main():
@@ -54,7 +54,7 @@ def main():
   parser.add_argument("--model-kwargs", default="", metavar="K=V,...")
   parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE")
   args = parser.parse_args()
-  path, default_model, label_on = PATHS[args.path]
+  use_path, default_model, label_on = PATHS[args.path]
   args.model = args.model or default_model
   try:  # a mistake is one line, before anything compiles
     model_kwargs = runner.key_values(args.model_kwargs, "--model-kwargs")
@@ -70,7 +70,7 @@ def main():
         f"{jax.default_backend()}, {jax.device_count()} device(s)")
   results = {}
   for fast in (True, False):  # the same config: measure only reads it
-    with path.custom_vjp(fast):  # read when measure traces the step
+    with use_path(fast):  # read when measure traces the step
       result = ours.measure(config, "train", steps=args.steps, warmup=1,
                             num_classes=args.num_classes, channels=args.channels)
     results[fast] = result["step_ms"]
