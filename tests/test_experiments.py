@@ -48,3 +48,15 @@ def test_bench_cpu_gradients_rejects_an_unknown_field_in_one_line():
   assert proc.returncode == 2
   assert "Traceback" not in proc.stderr
   assert "--set no_such_field: no such config field" in proc.stderr.strip().splitlines()[-1]
+
+
+def test_bench_conv_ops_times_the_same_operation_on_both_sides(capsys):
+  pytest.importorskip("torch")  # requirements-test.txt installs it
+  from experiments import bench_conv_ops
+  assert bench_conv_ops.main(["--shapes", "quickstart", "--batch", "2", "--steps", "1",
+                              "--rounds", "1"]) == 0
+  rows = [l for l in capsys.readouterr().out.splitlines() if "max rel diff" in l]
+  assert len(rows) == len(bench_conv_ops.SHAPES["quickstart"]), rows
+  for row in rows:
+    assert all(f"{op} " in row for op in bench_conv_ops.OPS), row
+    assert float(row.rsplit(" ", 1)[1]) < 1e-4, row  # both sides computed the same values

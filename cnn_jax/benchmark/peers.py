@@ -102,7 +102,8 @@ def torchvision_resnet(model: str, num_classes: int, channels: int = 3,
   return net
 
 
-def _threads() -> int:
+def cpu_threads() -> int:
+  """The cores this process may run on (PyTorch's thread count in every peer)."""
   try:
     return len(os.sched_getaffinity(0))
   except AttributeError:  # not Linux
@@ -118,7 +119,7 @@ def measure_torchvision(model: str, batch_size: int, image_size: int, mode: str,
   import torch.nn.functional as F
   import torchvision
 
-  torch.set_num_threads(_threads())
+  torch.set_num_threads(cpu_threads())
   cuda = torch.cuda.is_available()
   device = torch.device("cuda" if cuda else "cpu")
   if model in TORCHVISION_RESNETS:
