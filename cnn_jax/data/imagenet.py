@@ -25,6 +25,7 @@ import logging
 import os
 
 from cnn_jax.data.errors import DataError
+from cnn_jax.data.pipeline import traced_as_written
 
 TARS = ("ILSVRC2012_img_train.tar", "ILSVRC2012_img_val.tar")
 PREPARE_COMMAND = "python -m cnn_jax.data.prepare --dataset={name} --data_dir={data_dir}{manual}"
@@ -114,7 +115,7 @@ def class_subset(b, split: str, label_key: str = "label") -> list[int]:
   import numpy as np
   import tensorflow_datasets as tfds
   ds = b.as_dataset(split=split, decoders={"image": tfds.decode.SkipDecoding()})
-  labels = ds.map(lambda ex: ex[label_key]).batch(4096)
+  labels = ds.map(traced_as_written(lambda ex: ex[label_key])).batch(4096)
   return sorted({int(x) for batch in labels.as_numpy_iterator() for x in np.asarray(batch)})
 
 
