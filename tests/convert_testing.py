@@ -154,9 +154,17 @@ def torch_logits(model, x_nhwc: np.ndarray) -> np.ndarray:
 
 # --- Keras -----------------------------------------------------------------------------
 
+def to_device(value, dtype=None) -> jax.Array:
+  """A numpy value as a JAX array (float32 unless `dtype`), by `jax.device_put`: Keras's
+  `assign` and initialisers otherwise convert with `jnp.asarray`, which in this jaxlib
+  compiles a copy program for every new shape (~10 ms each, 30-80 per model)."""
+  return jax.device_put(np.asarray(value, dtype or np.float32))
+
+
 @contextlib.contextmanager
 def numpy_keras_initialisers(seed: int = 0):
-  """Keras's random initialisers draw from numpy (same distributions) while in the block:
+  """Keras's random initialisers draw from numpy (same distributions), and its Zeros and
+  Ones fill from numpy, while in the block:
   on the JAX backend each new variable shape otherwise compiles its own jax.random
   program, which dominates building a model on CPU. Where Keras's internals differ from
   what is patched here, the block runs with Keras's own initialisers (slower, as correct)."""
@@ -169,27 +177,35 @@ def numpy_keras_initialisers(seed: int = 0):
   rng = np.random.default_rng(seed)
 
   def uniform(shape, minval=0.0, maxval=1.0, dtype=None, seed=None):
-    return rng.uniform(minval, maxval, shape).astype(dtype or "float32")
+    return to_device(rng.uniform(minval, maxval, shape), dtype)
 
   def normal(shape, mean=0.0, stddev=1.0, dtype=None, seed=None):
-    return (mean + stddev * rng.standard_normal(shape)).astype(dtype or "float32")
+    return to_device(mean + stddev * rng.standard_normal(shape), dtype)
 
   def truncated_normal(shape, mean=0.0, stddev=1.0, dtype=None, seed=None):
     z = rng.standard_normal(shape)  # redrawn beyond two standard deviations, as in Keras
     while (out := np.abs(z) > 2.0).any():
       z[out] = rng.standard_normal(int(out.sum()))
-    return (mean + stddev * z).astype(dtype or "float32")
+    return to_device(mean + stddev * z, dtype)
 
-  saved = {}
-  for fn in (uniform, normal, truncated_normal):
-    if hasattr(random, fn.__name__):
-      saved[fn.__name__] = getattr(random, fn.__name__)
-      setattr(random, fn.__name__, fn)
+  # Zeros and Ones (biases, BatchNorm) from numpy too: `ops.zeros` compiles per shape.
+  constant = lambda fill: lambda self, shape, dtype=None: to_device(np.full(shape, fill), dtype)
+  patches = [(random, fn.__name__, fn) for fn in (uniform, normal, truncated_normal)]
+  try:
+    from keras.src.initializers import constant_initializers as init
+    patches += [(init.Zeros, "__call__", constant(0.0)), (init.Ones, "__call__", constant(1.0))]
+  except (ImportError, AttributeError):
+    pass
+  saved = []
+  for owner, name, fn in patches:
+    if hasattr(owner, name):
+      saved.append((owner, name, getattr(owner, name)))
+      setattr(owner, name, fn)
   try:
     yield
   finally:
-    for name, fn in saved.items():
-      setattr(random, name, fn)
+    for owner, name, fn in saved:
+      setattr(owner, name, fn)
 
 
 def keras_model(builder: str, seed: int = 0, **kwargs):
@@ -215,7 +231,7 @@ def keras_model(builder: str, seed: int = 0, **kwargs):
                  "beta": 0.1 * rng.standard_normal(shape),
                  "moving_mean": 0.1 * rng.standard_normal(shape),
                  "moving_variance": 0.5 + rng.random(shape)}[kind]
-        v.assign(value.astype(np.float32))
+        v.assign(to_device(value))
   return model
 
 
@@ -230,7 +246,7 @@ def he_scaled_keras(model, gain: float = 2.0):
     else:
       continue
     w = np.asarray(layer.kernel)
-    layer.kernel.assign(w * (gain / np.prod(w.shape[:fan_in_dims])) ** 0.5 / w.std())
+    layer.kernel.assign(to_device(w * (gain / np.prod(w.shape[:fan_in_dims])) ** 0.5 / w.std()))
   return model
 
 
@@ -255,10 +271,10 @@ def calibrated_keras_bn(model, x_nhwc: np.ndarray, seed: int = 0):
   for layer, momentum in zip(bns, momenta):
     layer.momentum = momentum
     var = np.asarray(layer.moving_variance)
-    layer.moving_mean.assign(np.asarray(layer.moving_mean)
-                             + 0.1 * np.sqrt(var) * rng.standard_normal(var.shape))
+    layer.moving_mean.assign(to_device(np.asarray(layer.moving_mean)
+                                       + 0.1 * np.sqrt(var) * rng.standard_normal(var.shape)))
     var = var * (0.8 + 0.4 * rng.random(var.shape))
-    layer.moving_variance.assign(var + VAR_FLOOR * var.mean())
+    layer.moving_variance.assign(to_device(var + VAR_FLOOR * var.mean()))
   return model
 
 

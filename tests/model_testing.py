@@ -65,8 +65,9 @@ def forward_and_train_step(model, size: int, num_classes: int, batch: int = 2,
   small learning rate, so callers can assert that training moves the loss.
   """
   rng = jax.random.key(0)
-  x = jax.random.normal(rng, (batch, size, size, channels))
-  y = jnp.arange(batch) % num_classes
+  # Inputs from numpy: eager jax.random / jnp ops would compile a program per shape.
+  x = np.random.default_rng(0).standard_normal((batch, size, size, channels), np.float32)
+  y = np.arange(batch) % num_classes
   # One jitted init: eager init compiles every initialiser separately (slow on CPU).
   variables = fast_jit(functools.partial(model.init, train=False))(rng, x)
   logits = fast_jit(functools.partial(model.apply, train=False))(variables, x)
