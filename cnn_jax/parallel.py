@@ -99,7 +99,12 @@ def batch_sharding(mesh: Mesh) -> NamedSharding:
   return NamedSharding(mesh, P(DATA_AXIS))
 
 
-def fsdp_sharding(mesh: Mesh, shape: tuple[int, ...], min_size: int = 2**18) -> NamedSharding:
+# Arrays with fewer elements stay replicated under FSDP (biases, BatchNorm, small kernels).
+FSDP_MIN_SIZE = 2**18
+
+
+def fsdp_sharding(mesh: Mesh, shape: tuple[int, ...],
+                  min_size: int = FSDP_MIN_SIZE) -> NamedSharding:
   """Shards a large array along its largest axis that the mesh size divides."""
   n = mesh.shape[DATA_AXIS]
   if int(np.prod(shape)) < min_size:
@@ -113,7 +118,7 @@ def fsdp_sharding(mesh: Mesh, shape: tuple[int, ...], min_size: int = 2**18) -> 
 
 
 def state_shardings(mesh: Mesh, abstract_state, shard_params: bool = False,
-                    min_size: int = 2**18):
+                    min_size: int = FSDP_MIN_SIZE):
   """Shardings for a pytree of abstract arrays: replicated, or FSDP for big leaves."""
   if not shard_params:
     return jax.tree.map(lambda _: replicated(mesh), abstract_state)

@@ -179,14 +179,17 @@ def test_cpu_devices_variable_in_a_fresh_process(value, expected):
 
 @pytest.mark.parametrize("group_elements", [1, 5, 12, 1 << 24])
 @pytest.mark.parametrize("bad,where", [(None, None), (np.nan, "a"), (np.inf, "c"),
-                                       (-np.inf, "d"), (np.nan, "f")])
+                                       (-np.inf, "d"), (np.nan, "f"), (np.inf, "g")])
 def test_all_finite_finds_any_non_finite_element_in_any_grouping(bad, where, group_elements):
   """Leaves of 3, 4, 9 and 2 elements (groups of 1 element keep each leaf alone, 5 and 12
-  concatenate some, the default all); integer leaves are not checked."""
+  concatenate some, the default all) and one as large as FSDP shards (checked by itself);
+  integer leaves are not checked."""
+  from cnn_jax import parallel
   from cnn_jax.train.steps import all_finite
   tree = {"a": np.ones(3, np.float32), "b": {"c": np.ones((2, 2), np.float32),
                                              "d": np.ones((3, 3), np.float32)},
-          "e": np.full(2, 7, np.int32), "f": np.ones(2, np.float32)}
+          "e": np.full(2, 7, np.int32), "f": np.ones(2, np.float32),
+          "g": np.ones(parallel.FSDP_MIN_SIZE, np.float32)}
   if bad is not None:
     leaf = tree[where] if where in tree else tree["b"][where]
     leaf.reshape(-1)[-1] = bad
