@@ -194,4 +194,8 @@ def test_all_finite_finds_any_non_finite_element_in_any_grouping(bad, where, gro
     leaf = tree[where] if where in tree else tree["b"][where]
     leaf.reshape(-1)[-1] = bad
   assert bool(all_finite(tree, group_elements=group_elements)) == (bad is None)
+
+
+def test_all_finite_of_a_tree_without_floating_leaves_is_true():
+  from cnn_jax.train.steps import all_finite
   assert bool(all_finite({})) and bool(all_finite({"n": np.arange(3)}))
