@@ -98,7 +98,7 @@ def naive_inception(image_bytes, rng_seed, size, color: bool, dct: str = ""):
       shape, bbox, seed=crop, min_object_covered=0.1, aspect_ratio_range=(3 / 4, 4 / 3),
       area_range=(0.08, 1.0), max_attempts=10, use_image_if_no_bounding_boxes=True)
   image = tf.slice(image, begin, crop_size)
-  image = ip._resize(tf.cast(image, tf.float32), size, "bilinear")
+  image = ip.resize_image(tf.cast(image, tf.float32), size, "bilinear")
   image = ip.flip(image, f)
   return ip.inception_color_tf(image, c) if color else image
 

@@ -81,9 +81,17 @@ def test_tf_quirks_are_kept(tf, ip):
   _close(hue, tf.image.adjust_hue(x, 0.3))
 
 
-def test_too_small_image_is_refused(ip):
-  with pytest.raises(ValueError, match="2 pixels"):
-    ip.adjust_hue(np.zeros((1, 1, 3), np.float32), 0.1)
+@pytest.mark.parametrize("jit", [False, True])
+@pytest.mark.parametrize("shape", [(1, 1, 3), (1, 2, 3), (2, 1, 3)])
+def test_one_and_two_pixel_images(tf, ip, shape, jit):
+  """The first and last pixel read their neighbours from the padding's side of the flat
+  array: each must still see its own pixel's channels."""
+  x = np.array([[0.9, 0.2, 0.5], [-0.1, 0.4, 1.2]], np.float32)[:shape[0] * shape[1]]
+  x = x.reshape(shape)
+  _close(ip.adjust_hue(x, 0.13, jit=jit), tf.image.adjust_hue(x, 0.13))
+  _close(ip.adjust_saturation(x, 1.4, jit=jit), tf.image.adjust_saturation(x, 1.4))
+  _close(ip.adjust_hue_saturation(x, -0.17, 0.6, jit=jit),
+         tf.image.adjust_saturation(tf.image.adjust_hue(x, -0.17), 0.6))
 
 
 def _orders(tf, ip, seeds):

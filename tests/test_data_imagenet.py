@@ -194,6 +194,27 @@ def test_scale_crop_windows_follow_the_papers():
   assert len(set(calls)) > 5
 
 
+def test_resize_stays_in_range_with_a_clip_only_where_needed():
+  """Bilinear and nearest outputs stay inside the input's range without a clip (the
+  resize leaves them unclipped); bicubic overshoots [0, 255] and is clipped."""
+  import tensorflow as tf
+
+  from cnn_jax.data import imagenet_preprocess as ip
+  rng = np.random.default_rng(0)
+  for i in range(40):
+    h, w = rng.integers(2, 50, 2)
+    image = rng.choice([0.0, 1.0, 254.0, 255.0], (h, w, 3)).astype(np.float32)
+    for size in (224, int(rng.integers(1, 120)), [int(rng.integers(1, 90)), 97]):
+      for method in ("bilinear", "nearest"):
+        out = ip.resize_image(image, size, method).numpy()
+        assert image.min() <= out.min() and out.max() <= image.max(), (h, w, size, method)
+  image = np.zeros((8, 8, 3), np.float32)
+  image[::2, ::2] = 255.0
+  assert tf.image.resize(image, [21, 21], method="bicubic").numpy().max() > 255.0
+  out = ip.resize_image(image, 21, "bicubic").numpy()
+  assert out.min() == 0.0 and out.max() == 255.0
+
+
 @pytest.mark.parametrize("name", ["Equalize", "AutoContrast", "Rotate", "ShearX", "TranslateY",
                                   "Posterize", "Solarize", "SolarizeAdd", "Color", "Contrast",
                                   "Brightness", "Sharpness", "Cutout", "Invert"])

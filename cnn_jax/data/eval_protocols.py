@@ -46,8 +46,7 @@ def _decode_short_side(image_bytes, short: int, method: str):
   scale = short / tf.minimum(h, w)
   new_h = tf.maximum(tf.cast(tf.round(h * scale), tf.int32), short)
   new_w = tf.maximum(tf.cast(tf.round(w * scale), tf.int32), short)
-  image = tf.image.resize(image, tf.stack([new_h, new_w]), method=method)
-  return tf.clip_by_value(image, 0.0, 255.0)
+  return ip.resize_image(image, tf.stack([new_h, new_w]), method)
 
 
 def ten_crop(image_bytes, size: int, crop_fraction: float = 0.875, method: str = "bilinear"):

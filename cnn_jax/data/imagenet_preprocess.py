@@ -31,10 +31,24 @@ def _seeds(rng_seed, n: int):
   return _tf().unstack(_tf().random.experimental.stateless_split(rng_seed, n))
 
 
-def _resize(image, size: int, method: str):
-  tf = _tf()
-  image = tf.image.resize(image, [size, size], method=method)
-  return tf.clip_by_value(image, 0.0, 255.0)  # bicubic overshoots
+def clip_pixels(image):
+  """`image` clipped to [0, 255] in one pass: TF's single-kernel ClipByValue op, where
+  tf.clip_by_value runs a minimum then a maximum (~70 us less per 224 px image, 1 core)."""
+  return _tf().raw_ops.ClipByValue(t=image, clip_value_min=0.0, clip_value_max=255.0)
+
+
+# Resize methods whose every output is a convex combination of input pixels computed in an
+# order that float rounding cannot push past the inputs' range (TF's bilinear lerps, nearest
+# copies), so the image needs no clip after them; the others (bicubic, lanczos, ...) overshoot.
+_IN_RANGE_RESIZE = ("bilinear", "nearest")
+
+
+def resize_image(image, size, method: str):
+  """tf.image.resize of a [0, 255] image to `size` (an int for a square, or [h, w]),
+  clipped back to [0, 255] where `method` can overshoot."""
+  size = [size, size] if isinstance(size, int) else size
+  image = _tf().image.resize(image, size, method=method)
+  return image if method in _IN_RANGE_RESIZE else clip_pixels(image)
 
 
 # Training crops decode with libjpeg's fast integer IDCT: ~30% less decode time, pixel
@@ -71,7 +85,7 @@ def decode_and_center_crop(image_bytes, size: int, crop_fraction: float = 0.875,
   size x size (equivalently: the centred crop_fraction of the short side, resized)."""
   h, w = _jpeg_hw(image_bytes)
   image = _decode_window(image_bytes, *center_window(h, w, crop_fraction))
-  return _resize(_tf().cast(image, _tf().float32), size, method)
+  return resize_image(_tf().cast(image, _tf().float32), size, method)
 
 
 def _random_offset(limit, seed):
@@ -96,7 +110,7 @@ def decode_and_scale_crop(image_bytes, rng_seed, size: int, short_side_range,
   side = tf.clip_by_value(side, 1, short)
   oy, ox = _random_offset(h - side, y_seed), _random_offset(w - side, x_seed)
   image = _decode_window(image_bytes, oy, ox, side, side, TRAIN_DCT)
-  return _resize(tf.cast(image, tf.float32), size, method)
+  return resize_image(tf.cast(image, tf.float32), size, method)
 
 
 def decode_and_alexnet_crop(image_bytes, rng_seed, size: int, resize: int,
@@ -113,7 +127,7 @@ def decode_and_alexnet_crop(image_bytes, rng_seed, size: int, resize: int,
   oy = oy0 + _random_offset(short - side, y_seed)
   ox = ox0 + _random_offset(short - side, x_seed)
   image = _decode_window(image_bytes, oy, ox, side, side, TRAIN_DCT)
-  return _resize(tf.cast(image, tf.float32), size, method)
+  return resize_image(tf.cast(image, tf.float32), size, method)
 
 
 def decode_and_inception_crop(image_bytes, rng_seed, size: int,
@@ -135,7 +149,7 @@ def decode_and_inception_crop(image_bytes, rng_seed, size: int,
   oy, ox = tf.where(failed, cy, oy), tf.where(failed, cx, ox)
   ch, cw = tf.where(failed, cs, ch), tf.where(failed, cs, cw)
   image = _decode_window(image_bytes, oy, ox, ch, cw, TRAIN_DCT)
-  return _resize(tf.cast(image, tf.float32), size, method)
+  return resize_image(tf.cast(image, tf.float32), size, method)
 
 
 def flip(image, rng_seed):
@@ -150,7 +164,7 @@ def pca_lighting(image, rng_seed, sigma: float = 0.1):
   rgb = tf.linalg.matvec(tf.constant(PCA_EIGVEC, tf.float32),
                          alpha * tf.constant(PCA_EIGVAL, tf.float32))
   # bias_add, not `image + rgb`: TF's broadcast over a trailing 3 is ~4x slower.
-  return tf.clip_by_value(tf.nn.bias_add(image, 255.0 * rgb), 0.0, 255.0)
+  return clip_pixels(tf.nn.bias_add(image, 255.0 * rgb))
 
 
 # Inception's photometric distortions (TF-slim `distort_color`): brightness 32/255,
@@ -211,20 +225,20 @@ def inception_color_tf(image, rng_seed):
 
 
 def _per_element(flat, fn):
-  """fn(own, next, previous) for every element of a flat interleaved RGB array (at least
-  two pixels), next / previous being the other channels of its pixel (G, B for R; B, R
-  for G; R, G for B). Inside the array they are the elements 1 or 2 places away: plain
-  shifted slices, so the loop stays contiguous; the first and last pixel, whose
-  neighbours would fall off the ends, are done apart."""
+  """fn(own, next, previous) for every element of a flat interleaved RGB array, next /
+  previous being the other channels of its pixel (G, B for R; B, R for G; R, G for B).
+  They are the elements 1 or 2 places away: plain shifted slices of the array padded by
+  two elements at each end (which no element selects), so the loop stays contiguous and
+  writes its output directly (an earlier version that did the first and last pixel apart
+  and concatenated the pieces made the pass ~5% slower: 604 vs 572 us per 224 px image
+  in a tf.data map, 1 core)."""
   tf = _tf()
   n = tf.shape(flat)[0]
-  channel = tf.range(2, n - 2) % 3
-  xm2, xm1, own, xp1, xp2 = (flat[:n - 4], flat[1:n - 3], flat[2:n - 2], flat[3:n - 1],
-                             flat[4:])
-  inner = fn(own, tf.where(channel == 2, xm2, xp1), tf.where(channel == 0, xp2, xm1))
-  ends = tf.concat([flat[:3], flat[n - 3:]], 0)
-  outer = fn(ends, tf.gather(ends, [1, 2, 0, 4, 5, 3]), tf.gather(ends, [2, 0, 1, 5, 3, 4]))
-  return tf.concat([outer[:2], inner, outer[4:]], 0)
+  padded = tf.pad(flat, [[2, 2]])
+  channel = tf.range(n) % 3
+  xm2, xm1, own, xp1, xp2 = (padded[:n], padded[1:n + 1], padded[2:n + 2], padded[3:n + 3],
+                             padded[4:])
+  return fn(own, tf.where(channel == 2, xm2, xp1), tf.where(channel == 0, xp2, xm1))
 
 
 def _hue_distance(own, nxt, prv, mx, rng, delta):
@@ -283,13 +297,13 @@ def _hue_saturation_fn(delta, factor):
 
 
 def adjust_saturation(image, factor, jit: bool = False):
-  """tf.image.adjust_saturation for a float [h, w, 3] image (at least 2 pixels)."""
+  """tf.image.adjust_saturation for a float [h, w, 3] image."""
   image = _tf().convert_to_tensor(image, _tf().float32)
   return _pass(image, 0.0, None, factor, False, jit)
 
 
 def adjust_hue(image, delta, jit: bool = False):
-  """tf.image.adjust_hue for a float [h, w, 3] image (delta in turns; >= 2 pixels)."""
+  """tf.image.adjust_hue for a float [h, w, 3] image (delta in turns)."""
   image = _tf().convert_to_tensor(image, _tf().float32)
   return _pass(image, 0.0, delta, None, False, jit)
 
@@ -340,8 +354,6 @@ def tf_xla_usable(xla_flags: str | None = None) -> bool:
 
 def _pass(image, add, hue, saturation, clip: bool, jit: bool):
   tf = _tf()
-  if image.shape.num_elements() is not None and image.shape.num_elements() < 6:
-    raise ValueError(f"colour ops need at least 2 pixels, got {image.shape}")
   mode = (hue is not None, saturation is not None, clip)
   fn = _flat_pass(*mode)
   if jit:
@@ -371,7 +383,7 @@ def inception_color(image, rng_seed, jit: bool | None = None):
   b = 255.0 * brightness
   con = lambda x: tf.image.adjust_contrast(x, contrast)
   p = lambda x, add=0.0, h=None, s=None, clip=False: _pass(x, add, h, s, clip, jit)
-  clip = lambda x: tf.clip_by_value(x, 0.0, 255.0)
+  clip = clip_pixels
   branches = [
       lambda: clip(con(p(image, b, hue, saturation))),
       lambda: p(con(p(image, s=saturation)), b, h=hue, clip=True),
