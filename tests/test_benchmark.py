@@ -38,6 +38,7 @@ def check_ours(result):
     assert isinstance(result[field], float | int) and result[field] > 0, (field, result)
   assert math.isclose(result["images_per_second"] * result["step_ms"] / 1e3,
                       result["batch_size"], rel_tol=1e-6)
+  assert 0 < result["lower_seconds"] < result["compile_seconds"]
   assert result["peak_memory_source"] in ("device", "process_max_rss")
   assert result["mfu"] is None  # a CPU: no known peak
   assert result["backend"] == "cpu" and result["devices"] == 1
@@ -93,6 +94,7 @@ def test_plain_flag_measures_the_plain_side_and_rounds_alternate(monkeypatch, ca
     calls.append((side, settings.plain))
     ips = 10.0 if side == "plain" else 4.0 + len(calls)
     return {"images_per_second": ips, "step_ms": 1e3 / ips, "compile_seconds": 1.0,
+            "lower_seconds": 0.25,
             "peak_memory_bytes": 1, "peak_memory_source": "process_max_rss",
             "gflops_per_image": 1.0, "mfu": None, "backend": "cpu", "device_kind": "cpu",
             "devices": 1, "jax_version": "x", "cpu_settings": {}, "compile_cache_dir": None,

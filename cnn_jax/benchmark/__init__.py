@@ -6,6 +6,7 @@
 
 prints one JSON line: `images_per_second` (the batch over the median of the timed steps
 after the warm-up), `step_ms`, `compile_seconds` (trace + XLA compile of the step),
+`lower_seconds` (the part of it before XLA: Python tracing and lowering to StableHLO),
 `peak_memory_bytes` with `peak_memory_source` ("device": the accelerator's
 `memory_stats()`; "process_max_rss": the worker process's peak resident memory on CPU),
 `gflops_per_image` (XLA's cost analysis of the compiled step), `mfu` (null unless the
