@@ -149,3 +149,19 @@ def test_fused_ops_compile_only_with_flags_tf_knows(tf, ip, monkeypatch):
   seed = tf.constant([5, 6])
   np.testing.assert_array_equal(ip.inception_color(x, seed).numpy(),
                                 ip.inception_color_tf(x, seed).numpy())
+
+
+@pytest.mark.parametrize("jit", [False, True])
+def test_pca_lighting_adds_alexnets_shift_and_clips(tf, ip, jit):
+  """eigvec @ (alpha * eigval) * 255 with alpha ~ N(0, 0.1) drawn from the seed, added to
+  every pixel, then clipped to [0, 255]; the XLA pass and TF's ops agree."""
+  rng = np.random.default_rng(10)
+  x = rng.uniform(0, 255, (20, 30, 3)).astype(np.float32)
+  x[0, :3] = [[0, 0, 0], [255, 255, 255], [1, 254, 128]]
+  for i in range(6):
+    seed = tf.constant([4, i])
+    alpha = tf.random.stateless_normal([3], seed, stddev=0.1).numpy()
+    shift = 255.0 * np.asarray(ip.PCA_EIGVEC) @ (alpha * np.asarray(ip.PCA_EIGVAL))
+    out = ip.pca_lighting(tf.constant(x), seed, jit=jit).numpy()
+    _close(out, np.clip(x + shift, 0.0, 255.0), atol=1e-4)
+    _close(out, ip.pca_lighting(tf.constant(x), seed, jit=not jit), atol=1e-4)

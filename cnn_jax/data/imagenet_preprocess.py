@@ -156,15 +156,24 @@ def flip(image, rng_seed):
   return _tf().image.stateless_random_flip_left_right(image, rng_seed)
 
 
-def pca_lighting(image, rng_seed, sigma: float = 0.1):
+def pca_lighting(image, rng_seed, sigma: float = 0.1, jit: bool | None = None):
   """AlexNet's colour augmentation: add eigvec @ (alpha * eigval), alpha ~ N(0, sigma),
-  one draw per image (Krizhevsky et al. 2012, Section 4.1). Image in [0, 255]."""
+  one draw per image (Krizhevsky et al. 2012, Section 4.1). Image in [0, 255].
+
+  The add and the clip run as one XLA pass where TF's XLA may compile (`jit` None: as
+  the colour distortion decides, `COLOR_JIT` and `tf_xla_usable()`): 200 against 400 us
+  per 224 px image on one core for TF's bias_add and ClipByValue (2026-12-07)."""
   tf = _tf()
   alpha = tf.random.stateless_normal([3], rng_seed, stddev=sigma)
-  rgb = tf.linalg.matvec(tf.constant(PCA_EIGVEC, tf.float32),
-                         alpha * tf.constant(PCA_EIGVAL, tf.float32))
+  rgb = 255.0 * tf.linalg.matvec(tf.constant(PCA_EIGVEC, tf.float32),
+                                 alpha * tf.constant(PCA_EIGVAL, tf.float32))
+  if (COLOR_JIT and tf_xla_usable()) if jit is None else jit:
+    if "add_rgb" not in _JITTED:
+      _JITTED["add_rgb"] = tf.function(lambda x, c: tf.clip_by_value(x + c, 0.0, 255.0),
+                                       jit_compile=True, autograph=False)
+    return _JITTED["add_rgb"](image, rgb)
   # bias_add, not `image + rgb`: TF's broadcast over a trailing 3 is ~4x slower.
-  return clip_pixels(tf.nn.bias_add(image, 255.0 * rgb))
+  return clip_pixels(tf.nn.bias_add(image, rgb))
 
 
 # Inception's photometric distortions (TF-slim `distort_color`): brightness 32/255,
