@@ -168,10 +168,8 @@ def pca_lighting(image, rng_seed, sigma: float = 0.1, jit: bool | None = None):
   rgb = 255.0 * tf.linalg.matvec(tf.constant(PCA_EIGVEC, tf.float32),
                                  alpha * tf.constant(PCA_EIGVAL, tf.float32))
   if (COLOR_JIT and tf_xla_usable()) if jit is None else jit:
-    if "add_rgb" not in _JITTED:
-      _JITTED["add_rgb"] = tf.function(lambda x, c: tf.clip_by_value(x + c, 0.0, 255.0),
-                                       jit_compile=True, autograph=False)
-    return _JITTED["add_rgb"](image, rgb)
+    add_and_clip = lambda x, c: tf.clip_by_value(x + c, 0.0, 255.0)
+    return _compiled("add_rgb", add_and_clip)(image, rgb)
   # bias_add, not `image + rgb`: TF's broadcast over a trailing 3 is ~4x slower.
   return clip_pixels(tf.nn.bias_add(image, rgb))
 
@@ -341,10 +339,18 @@ def _flat_pass(hue: bool, saturation: bool, clip: bool):
   return run
 
 
-# Compile the passes with XLA (one vectorised loop each, traced once per mode and image
-# shape); False runs the same math as TF ops (slower than TF's own kernels).
+# Compile the passes (colour, PCA lighting) with XLA, one vectorised loop each, traced
+# once per pass and image shape; False runs the colour math as TF ops (slower than TF's
+# own kernels) and PCA lighting with TF's ops.
 COLOR_JIT = True
 _JITTED = {}
+
+
+def _compiled(key, fn):
+  """`fn` as one XLA-compiled TF function, made once per `key`."""
+  if key not in _JITTED:
+    _JITTED[key] = _tf().function(fn, jit_compile=True, autograph=False)
+  return _JITTED[key]
 # TensorFlow's XLA reads the same XLA_FLAGS as JAX's and aborts the process on a flag it
 # does not know (JAX's XLA is newer). The fused ops compile only when every flag set is
 # one of these, known to both; otherwise TF's own colour ops run (`inception_color_tf`).
@@ -366,9 +372,7 @@ def _pass(image, add, hue, saturation, clip: bool, jit: bool):
   mode = (hue is not None, saturation is not None, clip)
   fn = _flat_pass(*mode)
   if jit:
-    if mode not in _JITTED:
-      _JITTED[mode] = tf.function(fn, jit_compile=True, autograph=False)
-    fn = _JITTED[mode]
+    fn = _compiled(mode, fn)
   scalar = lambda x: tf.convert_to_tensor(0.0 if x is None else x, tf.float32)
   out = fn(tf.reshape(image, [-1]), scalar(add), scalar(hue), scalar(saturation))
   return tf.reshape(out, tf.shape(image))
