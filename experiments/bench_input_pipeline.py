@@ -8,7 +8,8 @@ runs, in the same process, alternating rounds of:
 
   train   the training pipeline's per-example work (cnn_jax.data.imagenet_preprocess):
           decode_and_crop_jpeg of the chosen window, resize to 224, flip, [colour],
-          normalise
+          normalise (as `imagenet.train_preprocess` asks for it: by the recipe's last
+          pass where that pass can, with the colour recipes)
   naive   the same recipe done as decode-then-crop (with TF's default accurate IDCT, and
           again with the fast integer IDCT the training crops use): tf.io.decode_jpeg of the whole image,
           then (inception) crop the same kind of window and resize, or (resnet_scale)
@@ -103,14 +104,16 @@ def naive_inception(image_bytes, rng_seed, size, color: bool, dct: str = ""):
   return ip.inception_color_tf(image, c) if color else image
 
 
-def train_inception(image_bytes, rng_seed, size, color: bool):
+def train_inception(image_bytes, rng_seed, size, color: bool, normalize):
   import tensorflow as tf
 
   from cnn_jax.data import imagenet_preprocess as ip
+  from cnn_jax.data.pipeline import normalize as standardise
   if color:
-    return ip.inception(image_bytes, rng_seed, size)
+    return ip.inception(image_bytes, rng_seed, size, normalize=normalize)
   crop, f, _ = tf.unstack(tf.random.experimental.stateless_split(rng_seed, 3))
-  return ip.flip(ip.decode_and_inception_crop(image_bytes, crop, size), f)
+  return standardise(ip.flip(ip.decode_and_inception_crop(image_bytes, crop, size), f),
+                     *normalize)
 
 
 def naive_resnet_scale(image_bytes, rng_seed, size, color: bool, dct: str = ""):
@@ -130,14 +133,16 @@ def naive_resnet_scale(image_bytes, rng_seed, size, color: bool, dct: str = ""):
   return ip.pca_lighting(image, light) if color else image
 
 
-def train_resnet_scale(image_bytes, rng_seed, size, color: bool):
+def train_resnet_scale(image_bytes, rng_seed, size, color: bool, normalize):
   import tensorflow as tf
 
   from cnn_jax.data import imagenet_preprocess as ip
+  from cnn_jax.data.pipeline import normalize as standardise
   if color:
-    return ip.resnet_scale(image_bytes, rng_seed, size)
+    return ip.resnet_scale(image_bytes, rng_seed, size, normalize=normalize)
   crop, f, _ = tf.unstack(tf.random.experimental.stateless_split(rng_seed, 3))
-  return ip.flip(ip.decode_and_scale_crop(image_bytes, crop, size, (256, 480)), f)
+  return standardise(ip.flip(ip.decode_and_scale_crop(image_bytes, crop, size, (256, 480)),
+                             f), *normalize)
 
 
 def decode_only(image_bytes, rng_seed, size, color: bool, dct: str = ""):
@@ -190,15 +195,22 @@ def broadcast_normalize(image, mean, std):
   return (image - tf.constant(mean, tf.float32)) / tf.constant(std, tf.float32)
 
 
-def pipeline(fn, jpegs, size: int, threads: int, color: bool, normalize_fn=None):
+def pipeline(fn, jpegs, size: int, threads: int, color: bool, normalize_fn=None,
+             normalizes: bool = False):
+  """`fn(image_bytes, seed, size, color)` in a tf.data map, its output normalised by
+  `normalize_fn` (default `pipeline.normalize`); with `normalizes`, `fn` takes
+  `normalize=(mean, std)` and normalises itself."""
   import tensorflow as tf
 
   from cnn_jax.data.pipeline import normalize
   normalize_fn = normalize_fn or normalize
   mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+  if normalizes:
+    one = lambda b, seed: fn(b, seed, size, color, (mean, std))
+  else:
+    one = lambda b, seed: normalize_fn(fn(b, seed, size, color), mean, std)
   ds = tf.data.Dataset.from_tensor_slices(jpegs).cache().repeat().enumerate()
-  ds = ds.map(lambda i, b: normalize_fn(fn(b, tf.stack([tf.constant(0, tf.int64), i]), size,
-                                           color), mean, std),
+  ds = ds.map(lambda i, b: one(b, tf.stack([tf.constant(0, tf.int64), i])),
               num_parallel_calls=threads, deterministic=True)
   ds = ds.batch(32).prefetch(2)
   options = tf.data.Options()
@@ -269,7 +281,8 @@ def main() -> None:
                                        args.size, args.threads, color),
            "naive_broadcast_norm": pipeline(naive_fn, jpegs, args.size, args.threads, color,
                                             broadcast_normalize),
-           "train": pipeline(train_fn, jpegs, args.size, args.threads, color)}
+           "train": pipeline(train_fn, jpegs, args.size, args.threads, color,
+                             normalizes=True)}
     med = measure_rounds(its, args.rounds, args.seconds, args.threads)
     print(f"{label:30s} train {med['train'][0]:6.1f} wall / {med['train'][1]:6.1f} cpu   "
           f"naive {med['naive'][0]:6.1f} wall / {med['naive'][1]:6.1f} cpu   ratio "

@@ -172,6 +172,38 @@ def test_train_augmentation_shape_range_determinism(name):
     assert any(not np.array_equal(outs[0], o) for o in outs[1:])  # seeds differ
 
 
+ENCODED = ["alexnet", "vgg_scale_jitter", "vgg_fixed_scale", "resnet_scale", "inception",
+           "autoaugment"]
+
+
+@pytest.mark.parametrize("jit", [True, False])
+@pytest.mark.parametrize("name", ENCODED)
+def test_augmentation_normalises_as_pipeline_normalize_does(name, jit, monkeypatch):
+  """With normalize=(mean, std) an encoded augmentation returns what `pipeline.normalize`
+  makes of its [0, 255] output, whether its last pass normalises (XLA, `jit`) or TF's ops
+  do; 16 seeds cover the colour distortion's four orders."""
+  import tensorflow as tf
+
+  from cnn_jax.data import augment
+  from cnn_jax.data import imagenet_preprocess as ip
+  from cnn_jax.data.pipeline import normalize
+  monkeypatch.setattr(ip, "COLOR_JIT", jit)
+  mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+  aug = augment.get(name)
+  image = _encoded(seed=4)
+  orders = set()
+  for i in range(16 if name == "inception" else 4):
+    seed = tf.constant([9, i], tf.int32)
+    fused = aug(image, seed, 48, normalize=(mean, std)).numpy()
+    plain = aug(image, seed, 48).numpy()
+    assert plain.min() >= 0.0 and plain.max() <= 255.0
+    np.testing.assert_allclose(fused, normalize(plain, mean, std).numpy(), rtol=0, atol=2e-5)
+    if name == "inception":
+      orders.add(int(ip._color_factors(tf.unstack(
+          tf.random.experimental.stateless_split(seed, 3))[2])[0]))
+  assert name != "inception" or orders == {0, 1, 2, 3}
+
+
 def test_scale_crop_windows_follow_the_papers():
   """At 224 px, VGG's window is 224/S of the short side with S in [256, 512]."""
   import tensorflow as tf

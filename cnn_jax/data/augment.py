@@ -54,21 +54,27 @@ def get(name: str):
 
 @dataclasses.dataclass(frozen=True)
 class EncodedAugmentation:
-  """(image_bytes, rng_seed, size, method=..., crop_fraction=...) -> float32
-  [size, size, 3] in [0, 255]; `post` (optional) then runs on the uint8 crop."""
+  """(image_bytes, rng_seed, size, method=..., crop_fraction=..., normalize=...) ->
+  float32 [size, size, 3] in [0, 255], or normalised when `normalize` = (mean, std) (the
+  crop's last pass does it where it can); `post` (optional) runs on the uint8 crop."""
   crop: Callable
   post: Callable | None = None
   description: str = ""
 
   def __call__(self, image_bytes, rng_seed, size: int, method: str = "bilinear",
-               crop_fraction: float = 0.875, **post_kwargs):
+               crop_fraction: float = 0.875, normalize=None, **post_kwargs):
     import tensorflow as tf
     if self.post is None:
-      return self.crop(image_bytes, rng_seed, size, method=method, crop_fraction=crop_fraction)
+      return self.crop(image_bytes, rng_seed, size, method=method,
+                       crop_fraction=crop_fraction, normalize=normalize)
     crop_seed, post_seed = tf.unstack(tf.random.experimental.stateless_split(rng_seed, 2))
     image = self.crop(image_bytes, crop_seed, size, method=method, crop_fraction=crop_fraction)
     image = self.post(tf.cast(tf.round(image), tf.uint8), post_seed, **post_kwargs)
-    return tf.cast(image, tf.float32)
+    image = tf.cast(image, tf.float32)
+    if normalize is None:
+      return image
+    from cnn_jax.data.pipeline import normalize as standardise
+    return standardise(image, *normalize)
 
 
 def _encoded():

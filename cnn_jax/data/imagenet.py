@@ -135,13 +135,13 @@ def train_preprocess(augmentation, *, size: int, mean, std, method: str,
 
   def preprocess(example, rng_seed):
     if isinstance(augmentation, augment.EncodedAugmentation):
+      # Normalised by the augmentation's last pass (fused with its clip where it can).
       image = augmentation(example["image"], rng_seed, size, method=method,
-                           crop_fraction=crop_fraction, **kwargs)
+                           crop_fraction=crop_fraction, normalize=(mean, std), **kwargs)
     else:
       image = ip.decode_and_center_crop(example["image"], size, crop_fraction, method)
-      image = augmentation(image, rng_seed)
-    image = tf.ensure_shape(image, [size, size, 3])
-    return {"image": normalize(image, mean, std), "label": example["label"]}
+      image = normalize(augmentation(image, rng_seed), mean, std)
+    return {"image": tf.ensure_shape(image, [size, size, 3]), "label": example["label"]}
 
   return preprocess
 

@@ -7,8 +7,11 @@ augmentation ("resize the short side to S, take a random 224 crop") is therefore
 "decode the window that becomes the 224 crop after resizing, then resize it to 224": the
 same pixels, up to the resampling filter.
 
-Outputs are float32 [size, size, 3] in [0, 255]; `pipeline.normalize` standardises them
-with the model's mean/std afterwards. All randomness is stateless, from a [2] int32 seed.
+Outputs are float32 [size, size, 3] in [0, 255], or standardised with the model's
+mean / std when a recipe is given `normalize=(mean, std)` (what the training pipeline
+does): the recipe's last clip and the normalisation are then one XLA pass where it can
+(PCA lighting; the colour distortion's orders that end in a clip), instead of a clip and
+then `pipeline.normalize`. All randomness is stateless, from a [2] int32 seed.
 """
 
 from __future__ import annotations
@@ -156,22 +159,45 @@ def flip(image, rng_seed):
   return _tf().image.stateless_random_flip_left_right(image, rng_seed)
 
 
-def pca_lighting(image, rng_seed, sigma: float = 0.1, jit: bool | None = None):
+def pca_lighting(image, rng_seed, sigma: float = 0.1, jit: bool | None = None,
+                 normalize=None):
   """AlexNet's colour augmentation: add eigvec @ (alpha * eigval), alpha ~ N(0, sigma),
-  one draw per image (Krizhevsky et al. 2012, Section 4.1). Image in [0, 255].
+  one draw per image (Krizhevsky et al. 2012, Section 4.1). Image in [0, 255]; the
+  result is clipped to [0, 255], then normalised when `normalize` = (mean, std).
 
-  The add and the clip run as one XLA pass where TF's XLA may compile (`jit` None: as
-  the colour distortion decides, `COLOR_JIT` and `tf_xla_usable()`): 200 against 400 us
-  per 224 px image on one core for TF's bias_add and ClipByValue (2026-12-07)."""
+  The add, the clip and the normalisation run as one XLA pass where TF's XLA may compile
+  (`jit` None: as the colour distortion decides, `COLOR_JIT` and `tf_xla_usable()`):
+  200 against 400 us per 224 px image on one core for TF's bias_add and ClipByValue
+  without the normalisation (2026-12-07)."""
   tf = _tf()
   alpha = tf.random.stateless_normal([3], rng_seed, stddev=sigma)
   rgb = 255.0 * tf.linalg.matvec(tf.constant(PCA_EIGVEC, tf.float32),
                                  alpha * tf.constant(PCA_EIGVAL, tf.float32))
-  if (COLOR_JIT and tf_xla_usable()) if jit is None else jit:
-    add_and_clip = lambda x, c: tf.clip_by_value(x + c, 0.0, 255.0)
-    return _compiled("add_rgb", add_and_clip)(image, rgb)
-  # bias_add, not `image + rgb`: TF's broadcast over a trailing 3 is ~4x slower.
-  return clip_pixels(tf.nn.bias_add(image, rgb))
+  jit = (COLOR_JIT and tf_xla_usable()) if jit is None else jit
+  return _clip_and_normalize(image, rgb, normalize, jit)
+
+
+def _clip_and_normalize(image, add, normalize, jit: bool):
+  """clip(image + add, 0, 255) for a per-channel [3] `add`, then normalised when
+  `normalize` = (mean, std) is given. With `jit`, one XLA pass; otherwise TF's ops
+  (`bias_add`, not `image + add`: TF's broadcast over a trailing 3 is ~4x slower)."""
+  tf = _tf()
+  if not jit:
+    return _normalized(clip_pixels(tf.nn.bias_add(image, add)), normalize)
+  from cnn_jax.data.pipeline import normalization
+  scale, offset = normalization(*normalize) if normalize else ((1.0,) * 3, (0.0,) * 3)
+  fn = _compiled("clip_and_normalize",
+                 lambda x, a, s, o: tf.clip_by_value(x + a, 0.0, 255.0) * s + o)
+  return fn(image, add, tf.constant(scale, tf.float32), tf.constant(offset, tf.float32))
+
+
+def _normalized(image, normalize):
+  """`image` normalised by `normalize` = (mean, std) with `pipeline.normalize`, or as it
+  is when `normalize` is None."""
+  if normalize is None:
+    return image
+  from cnn_jax.data.pipeline import normalize as standardise
+  return standardise(image, *normalize)
 
 
 # Inception's photometric distortions (TF-slim `distort_color`): brightness 32/255,
@@ -378,30 +404,36 @@ def _pass(image, add, hue, saturation, clip: bool, jit: bool):
   return tf.reshape(out, tf.shape(image))
 
 
-def inception_color(image, rng_seed, jit: bool | None = None):
+def inception_color(image, rng_seed, jit: bool | None = None, normalize=None):
   """Inception's colour distortion (TF-slim `distort_color`, see `inception_color_tf`)
   as fused float math on the [0, 255] image: the same factors and order for the same
   seed, the same result as the TF ops up to float rounding. Adjacent ops are merged, as
   hue commutes with brightness and with saturation: bshc = (b, h, s), c; sbch = s, c, b,
   h; chbs = c, b, (h, s); hscb = (h, s), c, b, the parenthesised ones in one XLA pass.
   Contrast is TF's AdjustContrastv2 kernel: one vectorised pass already (an XLA mean
-  over the image costs ~5x more)."""
+  over the image costs ~5x more). With `normalize` = (mean, std) the result is
+  normalised; where the orders end in a clip after the contrast (bshc, hscb), the clip
+  (with hscb's brightness) and the normalisation are one XLA pass."""
   tf = _tf()
   if jit is None:
     if not tf_xla_usable():  # TF's XLA could abort on a JAX-only flag: TF's own ops
-      return inception_color_tf(image, rng_seed)
+      return _normalized(inception_color_tf(image, rng_seed), normalize)
     jit = COLOR_JIT
   image = tf.convert_to_tensor(image, tf.float32)
   order, brightness, saturation, hue, contrast = _color_factors(rng_seed)
   b = 255.0 * brightness
   con = lambda x: tf.image.adjust_contrast(x, contrast)
   p = lambda x, add=0.0, h=None, s=None, clip=False: _pass(x, add, h, s, clip, jit)
-  clip = clip_pixels
+  norm = lambda x: _normalized(x, normalize)
+  if normalize is not None and jit:
+    finish = lambda x, add=0.0: _clip_and_normalize(x, tf.fill([3], add), normalize, True)
+  else:
+    finish = lambda x, add=None: norm(clip_pixels(x if add is None else x + add))
   branches = [
-      lambda: clip(con(p(image, b, hue, saturation))),
-      lambda: p(con(p(image, s=saturation)), b, h=hue, clip=True),
-      lambda: p(con(image), b, h=hue, s=saturation, clip=True),
-      lambda: clip(con(p(image, h=hue, s=saturation)) + b),
+      lambda: finish(con(p(image, b, hue, saturation))),
+      lambda: norm(p(con(p(image, s=saturation)), b, h=hue, clip=True)),
+      lambda: norm(p(con(image), b, h=hue, s=saturation, clip=True)),
+      lambda: finish(con(p(image, h=hue, s=saturation)), b),
   ]
   out = tf.switch_case(order, branches)
   out.set_shape(image.shape)
@@ -413,55 +445,62 @@ def scaled(value: int, size: int) -> int:
   return int(round(value * size / 224)) if size not in (224, 227) else value
 
 
-# The training recipes: (image_bytes, rng_seed, size, method, crop_fraction) -> image.
-def alexnet(image_bytes, rng_seed, size, method="bilinear", crop_fraction=0.875, **_):
+# The training recipes: (image_bytes, rng_seed, size, method, crop_fraction) -> image in
+# [0, 255], or normalised with normalize=(mean, std), the last pass doing it where it can.
+def alexnet(image_bytes, rng_seed, size, method="bilinear", crop_fraction=0.875,
+            normalize=None, **_):
   crop, f, light = _seeds(rng_seed, 3)
   image = decode_and_alexnet_crop(image_bytes, crop, size, scaled(256, size), method)
-  return pca_lighting(flip(image, f), light, sigma=0.1)
+  return pca_lighting(flip(image, f), light, sigma=0.1, normalize=normalize)
 
 
 def vgg_scale_jitter(image_bytes, rng_seed, size, method="bilinear", crop_fraction=0.875,
-                     **_):
+                     normalize=None, **_):
   # VGG: S ~ U[256, 512], random 224 crop, flip, AlexNet's RGB colour shift (Section 3.1).
   crop, f, light = _seeds(rng_seed, 3)
   image = decode_and_scale_crop(image_bytes, crop, size,
                                 (scaled(256, size), scaled(512, size)), method)
-  return pca_lighting(flip(image, f), light, sigma=0.1)
+  return pca_lighting(flip(image, f), light, sigma=0.1, normalize=normalize)
 
 
 def vgg_fixed_scale(image_bytes, rng_seed, size, method="bilinear", crop_fraction=0.875,
-                    **_):
+                    normalize=None, **_):
   # VGG with a fixed training scale S = 256 (Section 3.1; Table 3's single-scale rows).
   crop, f, light = _seeds(rng_seed, 3)
   image = decode_and_scale_crop(image_bytes, crop, size,
                                 (scaled(256, size), scaled(256, size)), method)
-  return pca_lighting(flip(image, f), light, sigma=0.1)
+  return pca_lighting(flip(image, f), light, sigma=0.1, normalize=normalize)
 
 
-def resnet_scale(image_bytes, rng_seed, size, method="bilinear", crop_fraction=0.875, **_):
+def resnet_scale(image_bytes, rng_seed, size, method="bilinear", crop_fraction=0.875,
+                 normalize=None, **_):
   # ResNet: short side ~ U[256, 480], random 224 crop, flip, standard colour augmentation
   # of AlexNet (He et al. 2015, Section 3.4).
   crop, f, light = _seeds(rng_seed, 3)
   image = decode_and_scale_crop(image_bytes, crop, size,
                                 (scaled(256, size), scaled(480, size)), method)
-  return pca_lighting(flip(image, f), light, sigma=0.1)
+  return pca_lighting(flip(image, f), light, sigma=0.1, normalize=normalize)
 
 
-def inception(image_bytes, rng_seed, size, method="bilinear", crop_fraction=0.875, **_):
+def inception(image_bytes, rng_seed, size, method="bilinear", crop_fraction=0.875,
+              normalize=None, **_):
   crop, f, color = _seeds(rng_seed, 3)
   image = decode_and_inception_crop(image_bytes, crop, size, method=method,
                                     crop_fraction=crop_fraction)
-  return inception_color(flip(image, f), color)
+  return inception_color(flip(image, f), color, normalize=normalize)
 
 
-def inception_crop_flip(image_bytes, rng_seed, size, method="bilinear", crop_fraction=0.875):
+def inception_crop_flip(image_bytes, rng_seed, size, method="bilinear", crop_fraction=0.875,
+                        normalize=None):
   """The crop and flip EfficientNet applies before AutoAugment / RandAugment."""
   crop, f = _seeds(rng_seed, 2)
   image = decode_and_inception_crop(image_bytes, crop, size, method=method,
                                     crop_fraction=crop_fraction)
-  return flip(image, f)
+  return _normalized(flip(image, f), normalize)
 
 
-def center(image_bytes, rng_seed, size, method="bilinear", crop_fraction=0.875, **_):
+def center(image_bytes, rng_seed, size, method="bilinear", crop_fraction=0.875,
+           normalize=None, **_):
   del rng_seed
-  return decode_and_center_crop(image_bytes, size, crop_fraction, method)
+  return _normalized(decode_and_center_crop(image_bytes, size, crop_fraction, method),
+                     normalize)
