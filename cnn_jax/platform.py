@@ -5,7 +5,9 @@ than its forward pass; excluding individual convolutions from YNN fusion doubled
 training on 2 cores (jaxlib 0.10.2). The flag is unknown to other jaxlib versions and an
 unknown XLA flag aborts the process, so it is applied only to versions where it was
 measured. Glibc's mmap threshold makes every large activation a fresh mmap + page-fault
-storm; keeping freed memory in the heap adds ~10%. Set CNN_JAX_CPU_TUNING=0 to skip both.
+storm; keeping freed memory in the heap adds ~10%, and running single-device programs on
+the calling thread, whose heap that is, 1.1-1.4x more (`INLINE_DISPATCH`). Set
+CNN_JAX_CPU_TUNING=0 to skip all three.
 
 `CNN_JAX_CPU_DEVICES=N` splits the host CPU into N single-threaded XLA devices, over which
 the trainer shards each batch: 1.05-1.10x on the small-image train steps of the studies
@@ -40,6 +42,20 @@ FORWARD_COMPILER_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type": ""}
 # the benchmark's plain path sets them all.
 CPU_GRADIENT_VARIABLES = ("CNN_JAX_DEPTHWISE_VJP", "CNN_JAX_POINTWISE_VJP",
                           "CNN_JAX_FENCED_VJP", "CNN_JAX_MAXPOOL_VJP")
+
+
+# By default JAX hands a program for one CPU device to a worker thread of its client
+# (asynchronous dispatch). glibc serves that thread's allocations from a secondary arena,
+# and there the program's temporary buffer (hundreds of MB in a 224 px train step) was
+# mapped afresh and faulted in at every step, whatever M_MMAP_MAX says: 116k page faults
+# per MobileNetV2 step at batch 8, a third of the process's CPU time in the kernel (the
+# faults vanish with MALLOC_ARENA_MAX=1 too, which instead makes every thread contend for
+# one arena). Run on the calling thread, the buffer comes from the main arena, which the
+# settings in `configure_cpu` keep mapped: 59 faults per step, and train steps 1.38-1.41x
+# faster for MobileNetV2 and EfficientNet-B0, 1.11x for ResNet-50 and DenseNet-121, 1.13x
+# for the quickstart model (2 cores, jaxlib 0.10.2, 2026-12-07). JAX keeps dispatching
+# programs over several devices (CNN_JAX_CPU_DEVICES, simulated devices) asynchronously.
+INLINE_DISPATCH = True
 
 
 def cpu_tuning_enabled() -> bool:
@@ -114,6 +130,10 @@ def configure_cpu() -> None:
     libc.mallopt(-1, 2**31 - 1)  # an int; the largest trim threshold
   except (OSError, AttributeError):
     pass
+  # A program on one CPU device runs on the calling thread, where the heap settings above
+  # hold (see INLINE_DISPATCH).
+  import jax
+  jax.config.update("jax_cpu_enable_async_dispatch", not INLINE_DISPATCH)
 
 
 def enable_compilation_cache() -> str:

@@ -51,8 +51,8 @@ def test_train_step_against_the_plain_path():
   assert result["mode"] == "train" and result["model_kwargs"] == {
       "stem": "small", "width": 8, "stage_sizes": [1, 1, 1, 1]}
   settings = result["cpu_settings"]
-  assert (settings["malloc"] and settings["depthwise_vjp"] and settings["pointwise_vjp"]
-          and settings["fenced_vjp"] and settings["maxpool_vjp"])
+  assert (settings["malloc"] and settings["inline_dispatch"] and settings["depthwise_vjp"]
+          and settings["pointwise_vjp"] and settings["fenced_vjp"] and settings["maxpool_vjp"])
   assert settings["xla_flag"] == platform._jaxlib_version().startswith(
       platform._YNN_FLAG_VERSIONS)
   assert result["peer"] == "plain" and result["peer_images_per_second"] > 0
@@ -83,7 +83,7 @@ print(json.dumps(result))
   result = json.loads(proc.stdout.strip().splitlines()[-1])
   check_ours({**result, "batch_size": 4})
   assert result["cpu_settings"] == {"xla_flag": False, "malloc": False,
-                                    "depthwise_vjp": False, "pointwise_vjp": False,
+                                    "inline_dispatch": False, "depthwise_vjp": False, "pointwise_vjp": False,
                                     "fenced_vjp": False, "maxpool_vjp": False}
 
 

@@ -120,6 +120,7 @@ def cpu_settings() -> dict:
   from cnn_jax.layers import depthwise, fence, pointwise, pooling
   return {"xla_flag": platform.YNN_FLAG in os.environ.get("XLA_FLAGS", ""),
           "malloc": platform.cpu_tuning_enabled(),
+          "inline_dispatch": not jax.config.read("jax_cpu_enable_async_dispatch"),
           "depthwise_vjp": depthwise.enabled(),
           "pointwise_vjp": pointwise.enabled(),
           "fenced_vjp": fence.enabled(),
