@@ -10,8 +10,10 @@ the calling thread, whose heap that is, 1.1-1.4x more (`INLINE_DISPATCH`). Set
 CNN_JAX_CPU_TUNING=0 to skip all three.
 
 `CNN_JAX_CPU_DEVICES=N` splits the host CPU into N single-threaded XLA devices, over which
-the trainer shards each batch: 1.05-1.10x on the small-image train steps of the studies
-(28-32 px, batch 128), 0.91x on ResNet-50 at 224 px (2 cores), so it is not a default.
+the trainer shards each batch. It is not a default: on 2 cores it was 1.05-1.10x on the
+small-image train steps of the studies (28-32 px, batch 128) and 0.91x on ResNet-50 at
+224 px, and since single-device programs run on the calling thread, one device is faster
+for all of them (two: 0.75-0.93x).
 
 `enable_compilation_cache()` keeps compiled programs on disk (JAX's persistent cache), so
 a rerun or another seed of the same config does not compile again.
