@@ -70,11 +70,8 @@ class EncodedAugmentation:
     crop_seed, post_seed = tf.unstack(tf.random.experimental.stateless_split(rng_seed, 2))
     image = self.crop(image_bytes, crop_seed, size, method=method, crop_fraction=crop_fraction)
     image = self.post(tf.cast(tf.round(image), tf.uint8), post_seed, **post_kwargs)
-    image = tf.cast(image, tf.float32)
-    if normalize is None:
-      return image
-    from cnn_jax.data.pipeline import normalize as standardise
-    return standardise(image, *normalize)
+    from cnn_jax.data.pipeline import normalized
+    return normalized(tf.cast(image, tf.float32), normalize)
 
 
 def _encoded():

@@ -16,6 +16,8 @@ then `pipeline.normalize`. All randomness is stateless, from a [2] int32 seed.
 
 from __future__ import annotations
 
+from cnn_jax.data.pipeline import normalization, normalized
+
 # AlexNet's PCA colour augmentation (Krizhevsky et al. 2012, Section 4.1): eigenvalues and
 # eigenvectors of the 3x3 covariance of ImageNet RGB pixels in [0, 1], as published with
 # fb.resnet.torch (the figures every reproduction uses).
@@ -183,21 +185,11 @@ def _clip_and_normalize(image, add, normalize, jit: bool):
   (`bias_add`, not `image + add`: TF's broadcast over a trailing 3 is ~4x slower)."""
   tf = _tf()
   if not jit:
-    return _normalized(clip_pixels(tf.nn.bias_add(image, add)), normalize)
-  from cnn_jax.data.pipeline import normalization
+    return normalized(clip_pixels(tf.nn.bias_add(image, add)), normalize)
   scale, offset = normalization(*normalize) if normalize else ((1.0,) * 3, (0.0,) * 3)
   fn = _compiled("clip_and_normalize",
                  lambda x, a, s, o: tf.clip_by_value(x + a, 0.0, 255.0) * s + o)
   return fn(image, add, tf.constant(scale, tf.float32), tf.constant(offset, tf.float32))
-
-
-def _normalized(image, normalize):
-  """`image` normalised by `normalize` = (mean, std) with `pipeline.normalize`, or as it
-  is when `normalize` is None."""
-  if normalize is None:
-    return image
-  from cnn_jax.data.pipeline import normalize as standardise
-  return standardise(image, *normalize)
 
 
 # Inception's photometric distortions (TF-slim `distort_color`): brightness 32/255,
@@ -417,14 +409,14 @@ def inception_color(image, rng_seed, jit: bool | None = None, normalize=None):
   tf = _tf()
   if jit is None:
     if not tf_xla_usable():  # TF's XLA could abort on a JAX-only flag: TF's own ops
-      return _normalized(inception_color_tf(image, rng_seed), normalize)
+      return normalized(inception_color_tf(image, rng_seed), normalize)
     jit = COLOR_JIT
   image = tf.convert_to_tensor(image, tf.float32)
   order, brightness, saturation, hue, contrast = _color_factors(rng_seed)
   b = 255.0 * brightness
   con = lambda x: tf.image.adjust_contrast(x, contrast)
   p = lambda x, add=0.0, h=None, s=None, clip=False: _pass(x, add, h, s, clip, jit)
-  norm = lambda x: _normalized(x, normalize)
+  norm = lambda x: normalized(x, normalize)
   if normalize is not None and jit:
     finish = lambda x, add=0.0: _clip_and_normalize(x, tf.fill([3], add), normalize, True)
   else:
@@ -496,11 +488,11 @@ def inception_crop_flip(image_bytes, rng_seed, size, method="bilinear", crop_fra
   crop, f = _seeds(rng_seed, 2)
   image = decode_and_inception_crop(image_bytes, crop, size, method=method,
                                     crop_fraction=crop_fraction)
-  return _normalized(flip(image, f), normalize)
+  return normalized(flip(image, f), normalize)
 
 
 def center(image_bytes, rng_seed, size, method="bilinear", crop_fraction=0.875,
            normalize=None, **_):
   del rng_seed
-  return _normalized(decode_and_center_crop(image_bytes, size, crop_fraction, method),
+  return normalized(decode_and_center_crop(image_bytes, size, crop_fraction, method),
                      normalize)

@@ -185,5 +185,11 @@ def normalize(image, mean, std):
   return tf.reshape(flat, shape)
 
 
+def normalized(image, mean_std):
+  """`normalize(image, *mean_std)`, or `image` as it is when `mean_std` is None: for the
+  augmentations that take an optional `normalize=(mean, std)`."""
+  return image if mean_std is None else normalize(image, *mean_std)
+
+
 def as_numpy(batch) -> dict[str, np.ndarray]:
   return {k: np.asarray(v) for k, v in batch.items()}
