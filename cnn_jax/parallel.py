@@ -43,7 +43,8 @@ def initialize_distributed(coordinator_address: str | None = None,
   # default: run inline (`platform.INLINE_DISPATCH`), the step of two CPU processes sharing
   # a loaded machine took minutes (the SIGTERM test of tests/test_parallel.py, 259 s
   # instead of 30-44 s). Set before anything starts the backend.
-  jax.config.update("jax_cpu_enable_async_dispatch", True)
+  from cnn_jax import platform
+  platform.set_inline_dispatch(False)
   logging.info("jax.distributed: process %d of %d, %d local / %d global devices",
                jax.process_index(), jax.process_count(), jax.local_device_count(),
                jax.device_count())

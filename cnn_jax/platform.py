@@ -134,8 +134,15 @@ def configure_cpu() -> None:
     pass
   # A program on one CPU device runs on the calling thread, where the heap settings above
   # hold (see INLINE_DISPATCH).
+  set_inline_dispatch(INLINE_DISPATCH)
+
+
+def set_inline_dispatch(inline: bool) -> None:
+  """Whether JAX runs a single-device CPU program on the calling thread (True) or hands
+  it to a worker thread (False, JAX's default). Takes effect for a CPU backend started
+  after the call. A multi-process job turns it off (`parallel.initialize_distributed`)."""
   import jax
-  jax.config.update("jax_cpu_enable_async_dispatch", not INLINE_DISPATCH)
+  jax.config.update("jax_cpu_enable_async_dispatch", not inline)
 
 
 def enable_compilation_cache() -> str:

@@ -369,6 +369,8 @@ def _compiled(key, fn):
   if key not in _JITTED:
     _JITTED[key] = _tf().function(fn, jit_compile=True, autograph=False)
   return _JITTED[key]
+
+
 # TensorFlow's XLA reads the same XLA_FLAGS as JAX's and aborts the process on a flag it
 # does not know (JAX's XLA is newer). The fused ops compile only when every flag set is
 # one of these, known to both; otherwise TF's own colour ops run (`inception_color_tf`).
