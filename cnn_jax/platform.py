@@ -39,11 +39,11 @@ _YNN_FLAG_VERSIONS = ("0.10.",)  # jaxlib versions where the flag exists and was
 # pass as fast or up to 5% faster without them (jaxlib 0.10.2, 2 cores, 2026-12-06).
 FORWARD_COMPILER_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type": ""}
 
-# The switches of the CPU-only gradients (cnn_jax/layers/depthwise.py, pointwise.py and
-# fence.py for `Conv`, pooling.py for max pooling), each on unless its variable is "0":
-# the benchmark's plain path sets them all.
+# The switches of the CPU-only paths (cnn_jax/layers/depthwise.py, pointwise.py, patches.py
+# and fence.py for `Conv`, pooling.py for max pooling), each on unless its variable is
+# "0": the benchmark's plain path sets them all.
 CPU_GRADIENT_VARIABLES = ("CNN_JAX_DEPTHWISE_VJP", "CNN_JAX_POINTWISE_VJP",
-                          "CNN_JAX_FENCED_VJP", "CNN_JAX_MAXPOOL_VJP")
+                          "CNN_JAX_PATCHES_CONV", "CNN_JAX_FENCED_VJP", "CNN_JAX_MAXPOOL_VJP")
 
 
 # By default JAX hands a program for one CPU device to a worker thread of its client

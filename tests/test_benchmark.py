@@ -52,7 +52,8 @@ def test_train_step_against_the_plain_path():
       "stem": "small", "width": 8, "stage_sizes": [1, 1, 1, 1]}
   settings = result["cpu_settings"]
   assert (settings["malloc"] and settings["inline_dispatch"] and settings["depthwise_vjp"]
-          and settings["pointwise_vjp"] and settings["fenced_vjp"] and settings["maxpool_vjp"])
+          and settings["pointwise_vjp"] and settings["patches_conv"] and settings["fenced_vjp"]
+          and settings["maxpool_vjp"])
   assert settings["xla_flag"] == platform._jaxlib_version().startswith(
       platform._YNN_FLAG_VERSIONS)
   assert result["peer"] == "plain" and result["peer_images_per_second"] > 0
@@ -83,7 +84,8 @@ print(json.dumps(result))
   result = json.loads(proc.stdout.strip().splitlines()[-1])
   check_ours({**result, "batch_size": 4})
   assert result["cpu_settings"] == {"xla_flag": False, "malloc": False,
-                                    "inline_dispatch": False, "depthwise_vjp": False, "pointwise_vjp": False,
+                                    "inline_dispatch": False, "depthwise_vjp": False,
+                                    "pointwise_vjp": False, "patches_conv": False,
                                     "fenced_vjp": False, "maxpool_vjp": False}
 
 
@@ -135,13 +137,23 @@ def test_missing_torch_is_one_line_from_the_command():
     (True, ["--model", "mobilenet_v2", "--peer", "torchvision", "--model-kwargs", "width=8"],
      "drop --model-kwargs width"),
     (True, ["--model", "resnet18", "--peer", "torchvision", "--model-kwargs", "shortcut=none"],
-     "take stem, width, stage_sizes"),
+     "its resnet18 takes stem, width, stage_sizes"),
     (True, ["--model", "resnet18", "--peer", "torchvision", "--model-kwargs", "stem=cifar"],
      "stem imagenet or small, not 'cifar'"),
     (True, ["--model", "resnet18", "--peer", "torchvision", "--model-kwargs",
             "stage_sizes=(1,1,1)"], "four stages, not stage_sizes=(1, 1, 1)"),
     (True, ["--model", "densenet121", "--peer", "torchvision", "--channels", "1"],
      "takes 3 input channels, not 1"),
+    (True, ["--model", "densenet121", "--peer", "torchvision", "--model-kwargs",
+            "growth_rate=8"], "the torchvision peer rebuilds ResNets, VGGs, mobilenet_v2"),
+    (True, ["--model", "vgg11", "--peer", "torchvision", "--model-kwargs", "act=tanh"],
+     "its vgg11 takes width_multiplier, fc_features, fc_window"),
+    (True, ["--model", "vgg16_conv1", "--peer", "torchvision"],
+     "the torchvision peer has no model 'vgg16_conv1'"),
+    (True, ["--model", "vgg11", "--peer", "torchvision", "--model-kwargs", "fc_window=7"],
+     "needs fc_window equal to the last map's side, 32 // 32 = 1, not 7"),
+    (True, ["--model", "mobilenet_v2", "--peer", "torchvision", "--model-kwargs",
+            "residual=False"], "drop --model-kwargs residual"),
     (True, ["--model", "resnet50", "--peer", "plain", "--plain"], "drop --plain"),
     (True, ["--model", "resnet50", "--set", "weight_decay"], "--set takes KEY=VALUE pairs"),
     (True, ["--model", "resnet50", "--steps", "0"], "--steps must be >= 1"),
@@ -169,7 +181,7 @@ def test_torchvision_peer_resnets_are_the_registry_nets(model, channels, kwargs)
   for the same fields, input channels and classes."""
   import torch
   from cnn_jax.models import summary
-  net = peers.torchvision_resnet(model, 10, channels, **kwargs)
+  net = peers.torchvision_net(model, 10, channels, kwargs)
   assert sum(p.numel() for p in net.parameters()) == summary.count_params(
       model, 32, channels=channels, num_classes=10, **kwargs)
   net.eval()
@@ -177,6 +189,46 @@ def test_torchvision_peer_resnets_are_the_registry_nets(model, channels, kwargs)
     assert net(torch.zeros(2, channels, 32, 32)).shape == (2, 10)
   if kwargs.get("stem") == "small":
     assert isinstance(net.maxpool, torch.nn.Identity) and net.conv1.stride == (1, 1)
+
+
+# The studies' VGG and MobileNetV2 at the CPU scale (configs/vgg.py and configs/mobilenet.py
+# cpu_study), and torchvision's own nets at 224 px.
+STUDY_VGG = {"width_multiplier": 0.25, "fc_features": (256, 256), "fc_window": 1,
+             "weight_init": "glorot", "dense_eval": False}
+
+
+@pytest.mark.skipif(not (peers.installed("torch") and peers.installed("torchvision")),
+                    reason="needs torch and torchvision")
+@pytest.mark.parametrize("model,channels,size,kwargs", [
+    ("vgg11", 1, 32, STUDY_VGG),
+    ("vgg19", 1, 32, {**STUDY_VGG, "batch_norm": True, "weight_init": "he"}),
+    ("vgg13_bn", 3, 64, {**STUDY_VGG, "width_multiplier": 0.3, "fc_window": 2}),
+    ("vgg16", 3, 224, {}),
+    ("mobilenet_v2", 1, 32, {"width_multiplier": 0.5}),
+    ("mobilenet_v2", 3, 32, {"width_multiplier": 0.35}),
+    ("mobilenet_v2", 3, 32, {}),
+])
+def test_torchvision_peer_vggs_and_mobilenet_v2_are_the_registry_nets(model, channels, size,
+                                                                      kwargs):
+  """The peer's rebuilt VGG / MobileNetV2 has the registry model's parameter count, its
+  layer widths, and its output shape, for the same fields, channels and classes."""
+  import jax
+  import torch
+  from cnn_jax.models import registry, summary
+  peers.check("torchvision", model, "float32", channels, kwargs, size)
+  net = peers.torchvision_net(model, 10, channels, kwargs)
+  assert sum(p.numel() for p in net.parameters()) == summary.count_params(
+      model, size, channels=channels, num_classes=10, **kwargs)
+  variables = summary.abstract_variables(registry.create(model, num_classes=10, **kwargs),
+                                         size, channels)
+  ours = [leaf.shape[-1] for path, leaf in jax.tree_util.tree_leaves_with_path(
+      variables["params"]) if "kernel" in jax.tree_util.keystr(path)]
+  theirs = [m.out_channels if isinstance(m, torch.nn.Conv2d) else m.out_features
+            for m in net.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
+  assert sorted(ours) == sorted(theirs) and len(ours) == len(theirs)
+  net.eval()
+  with torch.no_grad():
+    assert net(torch.zeros(2, channels, size, size)).shape == (2, 10)
 
 
 def test_key_value_arguments():
@@ -195,7 +247,8 @@ def test_worker_environments():
     env = runner.worker_env(side, plain, base)
     assert env["XLA_FLAGS"] == "--xla_force_host_platform_device_count=2"
     assert (env["CNN_JAX_CPU_TUNING"] == env["CNN_JAX_DEPTHWISE_VJP"]
-            == env["CNN_JAX_POINTWISE_VJP"] == env["CNN_JAX_FENCED_VJP"]
+            == env["CNN_JAX_POINTWISE_VJP"] == env["CNN_JAX_PATCHES_CONV"]
+            == env["CNN_JAX_FENCED_VJP"]
             == env["CNN_JAX_MAXPOOL_VJP"] == "0")
   assert runner.worker_env("keras", False, base)["KERAS_BACKEND"] == "jax"
   assert "XLA_FLAGS" not in runner.worker_env("plain", False, {"XLA_FLAGS": platform.YNN_FLAG})

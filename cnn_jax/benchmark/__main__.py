@@ -83,7 +83,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.peer == "plain" and args.plain:
       raise ValueError("--peer plain compares against the plain path; drop --plain")
     if args.peer in peers.PEERS:  # before anything starts: one line, no traceback
-      peers.check(args.peer, args.model, args.dtype, args.channels, settings.model_kwargs)
+      peers.check(args.peer, args.model, args.dtype, args.channels, settings.model_kwargs,
+                  args.image_size)
     result = runner.compare(settings, args.peer, args.rounds)
   except (ValueError, peers.PeerError, runner.BenchmarkError) as e:
     print("error: " + " ".join(str(e).split()), file=sys.stderr)

@@ -117,12 +117,13 @@ def _peak_memory() -> tuple[int, str]:
 def cpu_settings() -> dict:
   """Which of the package's CPU settings this process runs with."""
   from cnn_jax import platform
-  from cnn_jax.layers import depthwise, fence, pointwise, pooling
+  from cnn_jax.layers import depthwise, fence, patches, pointwise, pooling
   return {"xla_flag": platform.YNN_FLAG in os.environ.get("XLA_FLAGS", ""),
           "malloc": platform.cpu_tuning_enabled(),
           "inline_dispatch": not jax.config.read("jax_cpu_enable_async_dispatch"),
           "depthwise_vjp": depthwise.enabled(),
           "pointwise_vjp": pointwise.enabled(),
+          "patches_conv": patches.enabled(),
           "fenced_vjp": fence.enabled(),
           "maxpool_vjp": pooling.max_pool_vjp_enabled()}
 

@@ -11,9 +11,16 @@
 Both take the same synthetic batch shape as ours and the same timing (warm-up, then the
 median of per-step times, each step waited for). Only the four models below exist in
 both registries under one name. For the small-image regime of the studies, the
-torchvision peer also builds resnet18 / resnet34 / resnet50 with the registry's `stem`
-('small': one 3x3/1 conv, no max pool), `width` and `stage_sizes` fields and any number of
-input channels, from torchvision's own blocks (`ResNet._make_layer`).
+torchvision peer also rebuilds, from torchvision's own classes and any number of input
+channels, the nets the studies train (`REBUILT_FIELDS` lists the fields each takes):
+resnet18 / resnet34 / resnet50 with the registry's `stem` ('small': one 3x3/1 conv, no
+max pool), `width` and `stage_sizes` (`ResNet._make_layer`); mobilenet_v2 with
+`width_multiplier` (torchvision's `width_mult`, the same rounding to multiples of 8); and
+VGG A / B / D / E (vgg11, vgg13, vgg16, vgg19 and their _bn siblings) with
+`width_multiplier`, `fc_features`, `fc_window` and `batch_norm` (`vgg.make_layers` and
+`vgg.VGG` with the classifier resized). `weight_init` and `dense_eval` are accepted and
+change nothing there: they set initial values and the evaluation of larger maps, not the
+work of a step.
 """
 
 from __future__ import annotations
@@ -26,13 +33,25 @@ from cnn_jax.benchmark import timing
 
 PEERS = ("torchvision", "keras")
 PEER_DTYPES = ("float32", "bfloat16")
-TORCHVISION_MODELS = ("resnet50", "mobilenet_v2", "efficientnet_b0", "densenet121",
-                      "resnet18", "resnet34")
 # torchvision's ResNets, rebuilt by the peer for the registry's resnet fields.
 TORCHVISION_RESNETS = {"resnet18": ("BasicBlock", (2, 2, 2, 2)),
                        "resnet34": ("BasicBlock", (3, 4, 6, 3)),
                        "resnet50": ("Bottleneck", (3, 4, 6, 3))}
 RESNET_FIELDS = ("stem", "width", "stage_sizes")
+# torchvision's VGG columns (Simonyan & Zisserman 2014, Table 1) by registry name: (column,
+# BatchNorm after every conv); VGG_FIELDS are the registry's ClassicNet fields it rebuilds.
+TORCHVISION_VGGS = {f"{name}{suffix}": (column, suffix == "_bn")
+                    for name, column in (("vgg11", "A"), ("vgg13", "B"), ("vgg16", "D"),
+                                         ("vgg19", "E"))
+                    for suffix in ("", "_bn")}
+VGG_FIELDS = ("width_multiplier", "fc_features", "fc_window", "batch_norm", "weight_init",
+              "dense_eval")
+# The fields of each net the torchvision peer rebuilds (any input channels too).
+REBUILT_FIELDS = {**{name: RESNET_FIELDS for name in TORCHVISION_RESNETS},
+                  "mobilenet_v2": ("width_multiplier",),
+                  **{name: VGG_FIELDS for name in TORCHVISION_VGGS}}
+TORCHVISION_MODELS = ("resnet50", "mobilenet_v2", "efficientnet_b0", "densenet121",
+                      "resnet18", "resnet34", *TORCHVISION_VGGS)
 KERAS_MODELS = {"resnet50": "ResNet50", "mobilenet_v2": "MobileNetV2",
                 "efficientnet_b0": "EfficientNetB0", "densenet121": "DenseNet121"}
 _NEEDS = {"torchvision": ("torch", "torchvision"), "keras": ("keras",)}
@@ -47,8 +66,10 @@ def installed(module: str) -> bool:
   return importlib.util.find_spec(module) is not None
 
 
-def check(peer: str, model: str, dtype: str, channels: int, model_kwargs: dict) -> None:
-  """Raises PeerError for a peer that is not installed or cannot run this model."""
+def check(peer: str, model: str, dtype: str, channels: int, model_kwargs: dict,
+          image_size: int | None = None) -> None:
+  """Raises PeerError for a peer that is not installed or cannot run this model (at
+  `image_size`, where given)."""
   if peer not in PEERS:
     raise PeerError(f"unknown peer {peer!r}; choose one of {', '.join(PEERS)} or plain")
   missing = [m for m in _NEEDS[peer] if not installed(m)]
@@ -61,14 +82,22 @@ def check(peer: str, model: str, dtype: str, channels: int, model_kwargs: dict) 
                     f"{', '.join(models)}")
   if dtype not in PEER_DTYPES:
     raise PeerError(f"the {peer} peer runs {' or '.join(PEER_DTYPES)}, not {dtype}")
-  rebuilt = peer == "torchvision" and model in TORCHVISION_RESNETS
-  if channels != 3 and not rebuilt:
+  fields = REBUILT_FIELDS.get(model, ()) if peer == "torchvision" else ()
+  if channels != 3 and not fields:
     raise PeerError(f"the {peer} peer's {model} takes 3 input channels, not {channels}")
-  unknown = [k for k in model_kwargs if not rebuilt or k not in RESNET_FIELDS]
+  unknown = [k for k in model_kwargs if k not in fields]
   if unknown:
+    takes = (f"its {model} takes {', '.join(fields)}" if fields else
+             "the torchvision peer rebuilds " + ", ".join(sorted(
+                 {"ResNets" if n in TORCHVISION_RESNETS else "VGGs" if n in TORCHVISION_VGGS
+                  else n for n in REBUILT_FIELDS})))
     raise PeerError(f"the {peer} peer builds its own {model}: drop --model-kwargs "
-                    f"{', '.join(unknown)} when comparing (the torchvision peer's ResNets "
-                    f"take {', '.join(RESNET_FIELDS)})")
+                    f"{', '.join(unknown)} when comparing ({takes})")
+  if (model in TORCHVISION_VGGS and image_size is not None
+      and image_size // 32 != model_kwargs.get("fc_window", 7)):
+    raise PeerError(f"the torchvision peer's {model} needs fc_window equal to the last "
+                    f"map's side, {image_size} // 32 = {image_size // 32}, not "
+                    f"{model_kwargs.get('fc_window', 7)}")
   if model_kwargs.get("stem", "imagenet") not in ("imagenet", "small"):
     raise PeerError(f"the torchvision peer builds stem imagenet or small, not "
                     f"{model_kwargs['stem']!r}")
@@ -102,6 +131,66 @@ def torchvision_resnet(model: str, num_classes: int, channels: int = 3,
   return net
 
 
+def torchvision_mobilenet_v2(num_classes: int, channels: int = 3,
+                             width_multiplier: float = 1.0):
+  """torchvision's MobileNetV2 at `width_multiplier` (its `width_mult`) with `channels`
+  inputs."""
+  import torch.nn as nn
+  import torchvision
+
+  net = torchvision.models.mobilenet_v2(width_mult=width_multiplier, num_classes=num_classes)
+  if channels != 3:
+    stem = net.features[0][0]
+    net.features[0][0] = nn.Conv2d(channels, stem.out_channels, 3, 2, 1, bias=False)
+  return net
+
+
+def torchvision_vgg(model: str, num_classes: int, channels: int = 3,
+                    width_multiplier: float = 1.0, fc_features=(4096, 4096),
+                    fc_window: int = 7, batch_norm: bool = False, weight_init: str = "",
+                    dense_eval: bool = False):
+  """torchvision's VGG column of `model` with every conv width scaled as the registry
+  scales it (`scaled_width`), `channels` inputs, BatchNorm where `model` ends in _bn or
+  `batch_norm`, and a classifier of `fc_features` over a `fc_window` x `fc_window` map
+  (torchvision's own for the defaults). `weight_init` and `dense_eval` change nothing in a
+  step's work and are ignored."""
+  del weight_init, dense_eval
+  import torch.nn as nn
+  from torchvision.models import vgg as tv
+
+  from cnn_jax.layers.steps import scaled_width
+
+  column, bn = TORCHVISION_VGGS[model]
+  widths = [v if v == "M" else scaled_width(v, width_multiplier) for v in tv.cfgs[column]]
+  features = tv.make_layers(widths, batch_norm=bn or batch_norm)
+  if channels != 3:
+    features[0] = nn.Conv2d(channels, widths[0], 3, padding=1)
+  net = tv.VGG(features, num_classes=num_classes)
+  if (width_multiplier, tuple(fc_features), fc_window) != (1.0, (4096, 4096), 7):
+    fc6, fc7 = fc_features
+    net.avgpool = nn.AdaptiveAvgPool2d((fc_window, fc_window))  # a no-op at that size
+    net.classifier = nn.Sequential(
+        nn.Linear(widths[-2] * fc_window**2, fc6), nn.ReLU(True), nn.Dropout(),
+        nn.Linear(fc6, fc7), nn.ReLU(True), nn.Dropout(), nn.Linear(fc7, num_classes))
+  return net
+
+
+def torchvision_net(model: str, num_classes: int, channels: int = 3,
+                    model_kwargs: dict | None = None):
+  """torchvision's `model`, rebuilt for the registry's fields (`REBUILT_FIELDS`) and
+  `channels` where the peer rebuilds it."""
+  import torchvision
+
+  kwargs = dict(model_kwargs or {})
+  if model in TORCHVISION_RESNETS:
+    return torchvision_resnet(model, num_classes, channels, **kwargs)
+  if model in TORCHVISION_VGGS:
+    return torchvision_vgg(model, num_classes, channels, **kwargs)
+  if model == "mobilenet_v2":
+    return torchvision_mobilenet_v2(num_classes, channels, **kwargs)
+  return getattr(torchvision.models, model)(weights=None, num_classes=num_classes)
+
+
 def cpu_threads() -> int:
   """The cores this process may run on (PyTorch's thread count in every peer)."""
   try:
@@ -122,11 +211,7 @@ def measure_torchvision(model: str, batch_size: int, image_size: int, mode: str,
   torch.set_num_threads(cpu_threads())
   cuda = torch.cuda.is_available()
   device = torch.device("cuda" if cuda else "cpu")
-  if model in TORCHVISION_RESNETS:
-    net = torchvision_resnet(model, num_classes, channels, **(model_kwargs or {}))
-  else:
-    net = getattr(torchvision.models, model)(weights=None, num_classes=num_classes)
-  net = net.to(device, memory_format=torch.channels_last)
+  net = torchvision_net(model, num_classes, channels, model_kwargs).to(device, memory_format=torch.channels_last)
   net.train(mode == "train")
   run = torch.compile(net) if compile else net
   generator = torch.Generator().manual_seed(0)

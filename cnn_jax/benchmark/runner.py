@@ -189,7 +189,7 @@ def worker(side: str, settings: Settings) -> dict:
   from cnn_jax.benchmark import peers
   if side in ("torchvision", "keras"):
     peers.check(side, settings.model, settings.dtype, settings.channels,
-                settings.model_kwargs)
+                settings.model_kwargs, settings.image_size)
     kwargs = dict(model=settings.model, batch_size=settings.batch_size,
                   image_size=settings.image_size, mode=settings.mode, dtype=settings.dtype,
                   steps=settings.steps, warmup=settings.warmup,

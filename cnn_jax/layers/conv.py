@@ -2,8 +2,9 @@
 
 All convolutions in cnn_jax go through `Conv`, so that a backend-specific path (on CPU a
 faster depthwise convolution, a 1x1 convolution's kernel gradient without a transposed
-copy, and the other convolutions' kernel gradients from fenced operands) is chosen in one
-place and never per model.
+copy, a convolution over a map smaller than its kernel as a product of patches, and the
+other convolutions' kernel gradients from fenced operands) is chosen in one place and
+never per model.
 Parameters are named `kernel` (HWIO, input channels divided by `groups`) and `bias`,
 exactly like `flax.linen.Conv`.
 """
@@ -18,7 +19,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from cnn_jax.layers import depthwise, fence, pointwise
+from cnn_jax.layers import depthwise, fence, patches, pointwise
 
 # Convs with 2..SPLIT_GROUPS_UP_TO groups run as one dense conv per group on CPU (measured
 # on 2 cores: AlexNet's grouped conv2/4/5 made its training step ~7x slower than the
@@ -81,22 +82,24 @@ class Conv(nn.Module):
     kernel = self.param("kernel", self.kernel_init,
                         (kh, kw, in_features // self.groups, self.features),
                         self.param_dtype)
-    dilation = _pair(self.dilation)
+    dilation, strides = _pair(self.dilation), _pair(self.strides)
+    padding = resolve_padding(self.padding, (kh, kw), dilation)
     if depthwise.applies(self.groups, in_features, self.features, dilation):
       # CPU only: XLA's own depthwise convolution and gradient are slow there.
       y = depthwise.depthwise_conv(
-          x.astype(self.dtype), kernel.astype(self.dtype), _pair(self.strides),
-          resolve_padding(self.padding, (kh, kw), dilation))
-    elif pointwise.applies(x.shape, (kh, kw), _pair(self.strides), self.groups, dilation,
-                           resolve_padding(self.padding, (kh, kw), dilation)):
+          x.astype(self.dtype), kernel.astype(self.dtype), strides, padding)
+    elif pointwise.applies(x.shape, (kh, kw), strides, self.groups, dilation, padding):
       # CPU only: a kernel gradient without XLA's transposed copy of the input.
       y = pointwise.pointwise_conv(x.astype(self.dtype), kernel.astype(self.dtype),
-                                   _pair(self.strides))
+                                   strides)
+    elif patches.applies(x.shape, (kh, kw), strides, self.groups, dilation, padding):
+      # CPU only: a map smaller than the kernel, where XLA would swap the operands.
+      y = patches.patches_conv(x.astype(self.dtype), kernel.astype(self.dtype), strides,
+                               padding, dilation)
     else:
       # On CPU the kernel gradient reads its operands from memory (fence.py).
-      conv = functools.partial(
-          fence.conv, strides=_pair(self.strides), dilation=dilation,
-          padding=resolve_padding(self.padding, (kh, kw), dilation))
+      conv = functools.partial(fence.conv, strides=strides, dilation=dilation,
+                               padding=padding)
       x, kernel = x.astype(self.dtype), kernel.astype(self.dtype)
       if 1 < self.groups <= SPLIT_GROUPS_UP_TO and jax.default_backend() == "cpu":
         # A few groups (AlexNet's two towers): one dense conv per group is the same sum,

@@ -1,7 +1,7 @@
 """An on/off choice read when a function is traced: a context manager for code that
 compares both sides in one process, else an environment variable for a whole run. The
-CPU-only gradients (depthwise.py, pointwise.py, fence.py, pooling.py's max pooling) each
-have one."""
+CPU-only paths (depthwise.py, pointwise.py, patches.py, fence.py, pooling.py's max
+pooling) each have one."""
 
 from __future__ import annotations
 
