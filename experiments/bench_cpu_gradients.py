@@ -1,6 +1,7 @@
-"""Train-step time on CPU with and without one of the CPU-only custom gradients.
+"""Train-step time on CPU with and without one of the CPU-only custom gradients or paths.
 
-  .venv/bin/python -m experiments.bench_cpu_gradients [--path depthwise|pointwise|fence|maxpool]
+  .venv/bin/python -m experiments.bench_cpu_gradients
+      [--path depthwise|pointwise|patches|fence|maxpool]
       [--model NAME] [--batch 8] [--size 224] [--steps 5] [--channels 3]
       [--num-classes 1000] [--model-kwargs K=V,...] [--set FIELD=VALUE]
 
@@ -13,7 +14,10 @@ resnet50): cnn_jax/layers/pointwise.py, the 1x1 convolutions' kernel gradient as
 batched matrix product; `--path fence` (default model resnet50):
 cnn_jax/layers/fence.py, the other convolutions' kernel gradients from fenced operands;
 `--path maxpool` (default model resnet50): cnn_jax/layers/pooling.py, max pooling's
-gradient as a winner index and strided pads.
+gradient as a winner index and strided pads; `--path patches` (default model vgg11 at the
+studies' scale: 32 px, width 0.25, batch 128, one input channel, 10 classes):
+cnn_jax/layers/patches.py, a convolution over a map smaller than its kernel as a product
+of patches, forward and backward.
 The Fashion-MNIST quickstart's model:
 
   .venv/bin/python -m experiments.bench_cpu_gradients --path fence --model resnet18 \
@@ -32,29 +36,40 @@ platform.configure_cpu()  # the trainer's CPU settings (cnn_jax/main.py does the
 import jax  # noqa: E402
 
 from cnn_jax.benchmark import ours, runner  # noqa: E402
-from cnn_jax.layers import depthwise, fence, pointwise, pooling  # noqa: E402
+from cnn_jax.layers import depthwise, fence, patches, pointwise, pooling  # noqa: E402
 
 # Each path's switch (`with switch(False): ...` traces XLA's gradient), default model, label.
 PATHS = {"depthwise": (depthwise.custom_vjp, "mobilenet_v2",
                        "custom VJP (shifted multiply-adds)"),
          "pointwise": (pointwise.custom_vjp, "resnet50", "custom VJP (batched matmul)"),
          "fence": (fence.custom_vjp, "resnet50", "custom VJP (fenced operands)"),
-         "maxpool": (pooling.max_pool_vjp, "resnet50", "custom VJP (winner index)")}
+         "maxpool": (pooling.max_pool_vjp, "resnet50", "custom VJP (winner index)"),
+         "patches": (patches.custom_path, "vgg11", "product of patches")}
+# `--path patches` without --model: VGG-A as configs/vgg.py's cpu_study trains it.
+PATCHES_DEFAULTS = dict(batch=128, size=32, channels=1, num_classes=10,
+                        model_kwargs="width_multiplier=0.25,fc_features=(256,256),"
+                                     "fc_window=1,dense_eval=False,weight_init=glorot")
 
 
 def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--path", choices=sorted(PATHS), default="depthwise")
   parser.add_argument("--model", help="registry name (default: see --path)")
-  parser.add_argument("--batch", type=int, default=8)
-  parser.add_argument("--size", type=int, default=224)
+  parser.add_argument("--batch", type=int)
+  parser.add_argument("--size", type=int)
   parser.add_argument("--steps", type=int, default=5)
-  parser.add_argument("--channels", type=int, default=3)
-  parser.add_argument("--num-classes", type=int, default=1000)
-  parser.add_argument("--model-kwargs", default="", metavar="K=V,...")
+  parser.add_argument("--channels", type=int)
+  parser.add_argument("--num-classes", type=int)
+  parser.add_argument("--model-kwargs", metavar="K=V,...")
   parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE")
   args = parser.parse_args()
   use_path, default_model, label_on = PATHS[args.path]
+  defaults = dict(batch=8, size=224, channels=3, num_classes=1000, model_kwargs="")
+  if args.path == "patches" and args.model is None:
+    defaults.update(PATCHES_DEFAULTS)
+  for name, value in defaults.items():
+    if getattr(args, name) is None:
+      setattr(args, name, value)
   args.model = args.model or default_model
   try:  # a mistake is one line, before anything compiles
     model_kwargs = runner.key_values(args.model_kwargs, "--model-kwargs")
@@ -74,7 +89,8 @@ def main():
       result = ours.measure(config, "train", steps=args.steps, warmup=1,
                             num_classes=args.num_classes, channels=args.channels)
     results[fast] = result["step_ms"]
-    label = label_on if fast else f"XLA {args.path} gradient"
+    label = label_on if fast else (
+        "XLA's convolution" if args.path == "patches" else f"XLA {args.path} gradient")
     print(f"  {label:36s} {result['step_ms']:9.1f} ms/step  (compile "
           f"{result['compile_seconds']:.1f} s)")
   if jax.default_backend() != "cpu":

@@ -23,6 +23,7 @@ CASES = [
     ((2, 2), (3, 3), (1, 1), ((0, 1), (1, 0)), (1, 1)),  # asymmetric
     ((2, 2), (3, 3), (1, 1), ((2, 2), (2, 2)), (2, 2)),  # dilated
     ((1, 2), (1, 3), (1, 1), "SAME", (1, 1)),  # Inception's factorised 1x3
+    ((1, 3), (3, 5), (2, 2), ((2, 3), (2, 2)), (1, 1)),  # taps reading only padding
     ((3, 3), (3, 3), (1, 1), "VALID", (1, 1)),  # a plain contraction: not swapped
     ((5, 5), (3, 3), (1, 1), ((1, 1), (1, 1)), (1, 1)),  # XLA's own case
 ]
@@ -95,6 +96,18 @@ def test_applies_exactly_where_xla_swaps_the_operands(case):
   with patches.custom_path(True):
     assert patches.applies((2, *hw, 4), kernel_size, strides, 1, dilation,
                            padding) == _xla_swaps(case)
+
+
+def test_taps_that_read_only_padding_are_left_out():
+  """On a 1x1 map a padded 3x3 convolution is its centre tap's product: one [N, 1, 1, C]
+  slice, not nine."""
+  x, kernel = jnp.ones((2, 1, 1, 4)), jnp.ones((3, 3, 4, 6))
+  jaxpr = str(jax.make_jaxpr(
+      lambda x, k: patches.patches_conv(x, k, (1, 1), ((1, 1), (1, 1))))(x, kernel))
+  dots = [line for line in jaxpr.splitlines() if "dot_general" in line]
+  assert len(dots) == 1 and "f32[2,1,1,6]" in dots[0]
+  assert "f32[2,1,1,4]" in jaxpr and "f32[4,6]" in jaxpr  # the centre tap alone
+  assert "f32[2,1,1,36]" not in jaxpr and "f32[36,6]" not in jaxpr
 
 
 def test_conv_takes_the_patches_path_where_the_map_is_smaller_than_the_kernel(monkeypatch):
