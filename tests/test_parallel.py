@@ -58,11 +58,15 @@ def _free_port():
 
 def assert_same_training(losses, reference):
   """The layouts compute the same sums in different orders, so they agree to float32
-  rounding at first and SGD then amplifies the rounding: the first 10 steps must agree to
-  2e-4 (seen: exact or ~1e-6), the later ones are bounded at 2% (seen: up to 0.5% by
-  step 19 on one machine), and both runs must learn."""
-  np.testing.assert_allclose(losses[:10], reference[:10], rtol=2e-4, atol=2e-5)
-  np.testing.assert_allclose(losses[10:], reference[10:], rtol=2e-2)
+  rounding at first and SGD then amplifies the rounding: the first 6 steps must agree to
+  2e-4, the later ones are bounded at 5%. The bounds come from how fast this worker's
+  training amplifies a change of summation order: two 1-device runs whose only
+  difference is how the stage-4 convolutions on 2x2 maps sum (XLA's convolution vs
+  cnn_jax/layers/patches.py) agreed to 1e-7 for 6 steps, then differed by 1e-5, 1e-3,
+  and up to 3.4% by step 17; the 2-process job against 1 device up to 3.6% (2026-12-07).
+  The in-process layouts stayed within 1e-6 for all 20 steps."""
+  np.testing.assert_allclose(losses[:6], reference[:6], rtol=2e-4, atol=2e-5)
+  np.testing.assert_allclose(losses[6:], reference[6:], rtol=5e-2)
 
 
 def _start_two_process_job(ckpt: str) -> list:
