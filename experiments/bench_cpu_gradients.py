@@ -38,13 +38,17 @@ import jax  # noqa: E402
 from cnn_jax.benchmark import ours, runner  # noqa: E402
 from cnn_jax.layers import depthwise, fence, patches, pointwise, pooling  # noqa: E402
 
-# Each path's switch (`with switch(False): ...` traces XLA's gradient), default model, label.
+# Each path's switch (`with switch(False): ...` traces XLA's own), default model, and the
+# labels of the path and of what XLA does instead.
 PATHS = {"depthwise": (depthwise.custom_vjp, "mobilenet_v2",
-                       "custom VJP (shifted multiply-adds)"),
-         "pointwise": (pointwise.custom_vjp, "resnet50", "custom VJP (batched matmul)"),
-         "fence": (fence.custom_vjp, "resnet50", "custom VJP (fenced operands)"),
-         "maxpool": (pooling.max_pool_vjp, "resnet50", "custom VJP (winner index)"),
-         "patches": (patches.custom_path, "vgg11", "product of patches")}
+                       "custom VJP (shifted multiply-adds)", "XLA depthwise gradient"),
+         "pointwise": (pointwise.custom_vjp, "resnet50", "custom VJP (batched matmul)",
+                       "XLA pointwise gradient"),
+         "fence": (fence.custom_vjp, "resnet50", "custom VJP (fenced operands)",
+                   "XLA fence gradient"),
+         "maxpool": (pooling.max_pool_vjp, "resnet50", "custom VJP (winner index)",
+                     "XLA maxpool gradient"),
+         "patches": (patches.custom_path, "vgg11", "product of patches", "XLA's convolution")}
 # `--path patches` without --model: VGG-A as configs/vgg.py's cpu_study trains it.
 PATCHES_DEFAULTS = dict(batch=128, size=32, channels=1, num_classes=10,
                         model_kwargs="width_multiplier=0.25,fc_features=(256,256),"
@@ -63,7 +67,7 @@ def main():
   parser.add_argument("--model-kwargs", metavar="K=V,...")
   parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE")
   args = parser.parse_args()
-  use_path, default_model, label_on = PATHS[args.path]
+  use_path, default_model, label_on, label_off = PATHS[args.path]
   defaults = dict(batch=8, size=224, channels=3, num_classes=1000, model_kwargs="")
   if args.path == "patches" and args.model is None:
     defaults.update(PATCHES_DEFAULTS)
@@ -89,8 +93,7 @@ def main():
       result = ours.measure(config, "train", steps=args.steps, warmup=1,
                             num_classes=args.num_classes, channels=args.channels)
     results[fast] = result["step_ms"]
-    label = label_on if fast else (
-        "XLA's convolution" if args.path == "patches" else f"XLA {args.path} gradient")
+    label = label_on if fast else label_off
     print(f"  {label:36s} {result['step_ms']:9.1f} ms/step  (compile "
           f"{result['compile_seconds']:.1f} s)")
   if jax.default_backend() != "cpu":

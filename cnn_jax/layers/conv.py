@@ -20,6 +20,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from cnn_jax.layers import depthwise, fence, patches, pointwise
+from cnn_jax.layers.padding import PaddingLike, resolve_padding
 
 # Convs with 2..SPLIT_GROUPS_UP_TO groups run as one dense conv per group on CPU (measured
 # on 2 cores: AlexNet's grouped conv2/4/5 made its training step ~7x slower than the
@@ -27,7 +28,6 @@ from cnn_jax.layers import depthwise, fence, patches, pointwise
 SPLIT_GROUPS_UP_TO = 4
 
 Dtype = Any
-PaddingLike = str | int | Sequence[tuple[int, int]] | None
 
 # torchvision's default for convolutions feeding ReLU (He et al. 2015, fan_out).
 he_normal_fan_out = nn.initializers.variance_scaling(2.0, "fan_out", "normal")
@@ -38,23 +38,6 @@ he_normal_fan_in = nn.initializers.variance_scaling(2.0, "fan_in", "normal")
 
 def _pair(v: int | Sequence[int]) -> tuple[int, int]:
   return (v, v) if isinstance(v, int) else tuple(v)  # type: ignore[return-value]
-
-
-def resolve_padding(padding: PaddingLike, kernel_size: tuple[int, int],
-                    dilation: tuple[int, int] = (1, 1)):
-  """Turns a padding spec into what `lax.conv_general_dilated` accepts.
-
-  None means symmetric padding of (k-1)*d//2 on each side (Caffe / PyTorch convention);
-  an int pads that many pixels on every side; 'SAME' is TensorFlow's asymmetric rule
-  ((0, 1) for stride 2 on even sizes), needed for weights trained in TF / Keras.
-  """
-  if padding is None:
-    return tuple(((k - 1) * d // 2, (k - 1) * d // 2) for k, d in zip(kernel_size, dilation))
-  if isinstance(padding, str):
-    return padding.upper()
-  if isinstance(padding, int):
-    return ((padding, padding), (padding, padding))
-  return tuple(tuple(p) for p in padding)
 
 
 class Conv(nn.Module):

@@ -34,6 +34,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from cnn_jax.layers import switch
+from cnn_jax.layers.padding import explicit_padding
 
 _switch = switch.TraceTimeSwitch("CNN_JAX_DEPTHWISE_VJP")
 # Whether `Conv` uses the custom VJP: the innermost `custom_vjp(...)` context's choice,
@@ -50,12 +51,6 @@ def applies(groups: int, in_features: int, out_features: int,
           and tuple(dilation) == (1, 1))
 
 
-def _explicit_padding(padding, in_hw, kernel_hw, strides):
-  if isinstance(padding, str):
-    return tuple(tuple(p) for p in lax.padtype_to_pads(in_hw, kernel_hw, strides, padding))
-  return tuple(tuple(int(v) for v in p) for p in padding)
-
-
 def depthwise_conv(x: jax.Array, kernel: jax.Array, strides: Sequence[int],
                    padding) -> jax.Array:
   """NHWC depthwise convolution, kernel [kh, kw, 1, C]; same result as
@@ -64,7 +59,7 @@ def depthwise_conv(x: jax.Array, kernel: jax.Array, strides: Sequence[int],
   if kernel.shape[2] != 1 or kernel.shape[3] != x.shape[-1]:
     raise ValueError(f"depthwise_conv: kernel {kernel.shape} does not match input {x.shape}")
   strides = tuple(int(s) for s in strides)
-  pads = _explicit_padding(padding, x.shape[1:3], kernel.shape[:2], strides)
+  pads = explicit_padding(padding, x.shape[1:3], kernel.shape[:2], strides)
   return _depthwise(x, kernel, strides, pads)
 
 

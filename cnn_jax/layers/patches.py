@@ -29,22 +29,13 @@ from typing import Sequence
 
 import jax
 import jax.numpy as jnp
-from jax import lax
 
 from cnn_jax.layers import switch
+from cnn_jax.layers.padding import explicit_padding
 
 _switch = switch.TraceTimeSwitch("CNN_JAX_PATCHES_CONV")
 enabled = _switch.enabled  # the innermost custom_path(...) choice, else the variable
 custom_path = _switch.use  # `with custom_path(False): ...` traces XLA's convolution
-
-
-def explicit_padding(padding, in_hw: Sequence[int], kernel_hw: Sequence[int],
-                     strides: Sequence[int], dilation: Sequence[int] = (1, 1)):
-  """`padding` ('SAME', 'VALID' or pairs) as ((top, bottom), (left, right))."""
-  if isinstance(padding, str):
-    dilated = [(k - 1) * d + 1 for k, d in zip(kernel_hw, dilation)]
-    return tuple(tuple(p) for p in lax.padtype_to_pads(in_hw, dilated, strides, padding))
-  return tuple(tuple(int(v) for v in p) for p in padding)
 
 
 def operands_swapped(in_hw: Sequence[int], out_hw: Sequence[int], kernel_hw: Sequence[int],

@@ -46,7 +46,7 @@ def applies(in_shape: Sequence[int], kernel_size: Sequence[int], strides: Sequen
             groups: int, dilation: Sequence[int], padding) -> bool:
   """Whether `Conv` should use `pointwise_conv` for an NHWC input of `in_shape`: a 1x1
   kernel, no groups, no dilation, no padding (`padding` as resolved by
-  `conv.resolve_padding`), at least MIN_PIXELS output pixels, on CPU, switched on. Read at
+  `padding.resolve_padding`), at least MIN_PIXELS output pixels, on CPU, switched on. Read at
   trace time."""
   out_pixels = -(-in_shape[1] // strides[0]) * -(-in_shape[2] // strides[1])
   return (tuple(kernel_size) == (1, 1) and groups == 1 and tuple(dilation) == (1, 1)
