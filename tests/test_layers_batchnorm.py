@@ -66,3 +66,36 @@ def test_batchnorm_matches_flax(dtype, tol, use_scale, use_bias):
     np.testing.assert_allclose(np.asarray(got, np.float32), np.asarray(want, np.float32),
                                rtol=tol, atol=tol * scale)
   assert out["ours"][0].dtype == jnp.dtype(dtype)
+
+
+def test_statistics_from_parts_are_the_concatenations():
+  """DenseNet's layers pass the maps they concatenate as `parts`: the output, the running
+  averages and every gradient (including each part's) equal those of the concatenation."""
+  rng = np.random.default_rng(1)
+  bn = BatchNorm(momentum=0.8, dtype=jnp.float64)
+  with jax.enable_x64():
+    parts = [jnp.asarray(rng.standard_normal((4, 5, 6, c)) * (i + 1) + i, jnp.float64)
+             for i, c in enumerate((3, 2, 2))]
+    g = jnp.asarray(rng.standard_normal((4, 5, 6, 7)), jnp.float64)
+    variables = bn.init(jax.random.key(0), jnp.concatenate(parts, -1), train=False)
+    variables = jax.tree.map(lambda v: jnp.asarray(v, jnp.float64) + 0.5, variables)
+
+    def run(parts, params, split):
+      x = jnp.concatenate(parts, -1)
+      y, updates = bn.apply({**variables, "params": params}, x, train=True,
+                            parts=parts if split else None, mutable=["batch_stats"])
+      return jnp.sum(y * g), updates
+
+    results = [jax.grad(run, argnums=(0, 1), has_aux=True)(parts, variables["params"], split)
+               for split in (False, True)]
+  for got, want in zip(jax.tree.leaves(results[1]), jax.tree.leaves(results[0])):
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+
+
+def test_parts_that_do_not_make_up_the_input_are_one_error():
+  x = jnp.ones((2, 3, 3, 4))
+  bn = BatchNorm()
+  variables = bn.init(jax.random.key(0), x, train=False)
+  with pytest.raises(ValueError, match=r"parts with \[2, 1\] channels do not add up to "
+                                       r"the input's 4"):
+    bn.apply(variables, x, train=True, parts=[x[..., :2], x[..., 2:3]], mutable=True)

@@ -6,7 +6,8 @@ import numpy as np
 import optax
 import pytest
 
-from cnn_jax import models
+from cnn_jax import layers, models
+from cnn_jax.layers import dense, depthwise, patches
 from cnn_jax.models import summary
 from model_testing import (abstract_train_step, assert_param_count, fast_jit,
                            forward_and_train_step)
@@ -96,3 +97,47 @@ def test_remat_gives_same_loss_and_gradients():
     np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-5 * scale)
   for a, b in zip(jax.tree.leaves(stats0), jax.tree.leaves(stats1)):
     np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6)
+
+
+def test_transition_pools_before_its_conv_with_the_same_result():
+  """The transition's 2x2 average pool runs before its 1x1 convolution (dense.py): the
+  output, the running averages and every gradient equal the paper's order's (float64);
+  the pool-first program's convolution reads a quarter of the pixels."""
+  transition = layers.Transition(4, dtype=jnp.float64)
+  with jax.enable_x64():
+    x = jax.random.normal(jax.random.key(0), (2, 6, 6, 5), jnp.float64)
+    g = jax.random.normal(jax.random.key(1), (2, 3, 3, 4), jnp.float64)
+    variables = transition.init(jax.random.key(2), x, train=False)
+    variables = jax.tree.map(lambda v: jnp.asarray(v, jnp.float64) + 0.25, variables)
+
+    results, macs = [], []
+    for first in (False, True):
+      def run(x, params):  # a new function for each order: JAX caches traces per function
+        y, updates = transition.apply({**variables, "params": params}, x, train=True,
+                                      mutable=["batch_stats"])
+        return jnp.sum(y * g), updates
+
+      with dense.pool_first(first):
+        results.append(jax.grad(run, argnums=(0, 1), has_aux=True)(x, variables["params"]))
+        macs.append(summary._jaxpr_macs(jax.make_jaxpr(run)(x, variables["params"]).jaxpr))
+  for got, want in zip(jax.tree.leaves(results[1]), jax.tree.leaves(results[0])):
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+  assert macs == [2 * 6 * 6 * 5 * 4, 2 * 3 * 3 * 5 * 4]
+
+
+def test_densenet121_runs_a_quarter_of_its_transition_macs():
+  """count_macs traces the paper's order; the model as it runs saves three quarters of
+  the three transitions' 1x1 convolutions (each 56*56*256*128 MACs at 224 px)."""
+  model = models.create("densenet121")
+  x = jax.ShapeDtypeStruct((1, 224, 224, 3), jnp.float32)
+  variables = jax.eval_shape(functools.partial(model.init, train=False), jax.random.key(0), x)
+  with depthwise.custom_vjp(False), patches.custom_path(False):
+    jaxpr = jax.make_jaxpr(functools.partial(model.apply, train=False))(variables, x)
+  assert summary.count_macs("densenet121") - summary._jaxpr_macs(jaxpr.jaxpr) == \
+      3 * 56 * 56 * 256 * 128 * 3 // 4
+
+
+def test_pooling_after_a_conv_larger_than_1x1_is_one_error():
+  block = layers.NormActConv(4, 3, pool=2)
+  with pytest.raises(ValueError, match="pool=2 needs kernel_size=1, got 3"):
+    block.init(jax.random.key(0), jnp.ones((1, 4, 4, 2)), train=False)

@@ -114,11 +114,15 @@ class BatchNorm(nn.Module):
   dtype: Dtype = jnp.float32
 
   @nn.compact
-  def __call__(self, x: jax.Array, train: bool) -> jax.Array:
+  def __call__(self, x: jax.Array, train: bool,
+               parts: Sequence[jax.Array] | None = None) -> jax.Array:
+    """`parts`: arrays whose concatenation along the channels is `x` (DenseNet's earlier
+    maps). The batch statistics are then each part's, concatenated: the same numbers, and
+    XLA computes them once per part for every layer that reads it."""
     return _ScaleShiftBatchNorm(
         momentum=self.momentum, epsilon=self.epsilon, use_scale=self.use_scale,
         use_bias=self.use_bias, scale_init=self.scale_init, dtype=self.dtype,
-        name="bn")(x, use_running_average=not train)
+        name="bn")(x, use_running_average=not train, parts=parts)
 
 
 class _ScaleShiftBatchNorm(nn.Module):
@@ -140,17 +144,23 @@ class _ScaleShiftBatchNorm(nn.Module):
   dtype: Dtype
 
   @nn.compact
-  def __call__(self, x: jax.Array, use_running_average: bool) -> jax.Array:
+  def __call__(self, x: jax.Array, use_running_average: bool,
+               parts: Sequence[jax.Array] | None = None) -> jax.Array:
     features = (x.shape[-1],)
     ra_mean = self.variable("batch_stats", "mean", jnp.zeros, features, jnp.float32)
     ra_var = self.variable("batch_stats", "var", jnp.ones, features, jnp.float32)
     if use_running_average:
       mean, var = ra_mean.value, ra_var.value
     else:
-      stats = x.astype(jnp.promote_types(x.dtype, jnp.float32))
+      parts = [x] if parts is None else parts
+      if sum(p.shape[-1] for p in parts) != x.shape[-1]:
+        raise ValueError(f"BatchNorm: parts with {[p.shape[-1] for p in parts]} channels "
+                         f"do not add up to the input's {x.shape[-1]}")
+      stats = [p.astype(jnp.promote_types(p.dtype, jnp.float32)) for p in parts]
       axes = tuple(range(x.ndim - 1))
-      mean = stats.mean(axes)
-      var = jnp.maximum(0.0, jnp.square(stats).mean(axes) - jnp.square(mean))
+      mean = jnp.concatenate([p.mean(axes) for p in stats])
+      mean_sq = jnp.concatenate([jnp.square(p).mean(axes) for p in stats])
+      var = jnp.maximum(0.0, mean_sq - jnp.square(mean))
       if not self.is_initializing():
         ra_mean.value = self.momentum * ra_mean.value + (1 - self.momentum) * mean
         ra_var.value = self.momentum * ra_var.value + (1 - self.momentum) * var

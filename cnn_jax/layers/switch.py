@@ -1,7 +1,7 @@
 """An on/off choice read when a function is traced: a context manager for code that
 compares both sides in one process, else an environment variable for a whole run. The
 CPU-only paths (depthwise.py, pointwise.py, patches.py, fence.py, pooling.py's max
-pooling) each have one."""
+pooling) each have one, and so has dense.py's order of a transition's pool and conv."""
 
 from __future__ import annotations
 

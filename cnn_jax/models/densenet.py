@@ -55,9 +55,9 @@ class DenseNet(nn.Module):
       self.sow("intermediates", f"stage{i + 1}", x)
       if i + 1 < len(self.block_sizes):
         x = Transition(int(x.shape[-1] * self.compression), name=f"transition{i + 1}",
-                       **bn)(x, train)
+                       **bn)(x, train, parts=features)
     x = nn.relu(BatchNorm(momentum=self.bn_momentum, epsilon=self.bn_epsilon,
-                          dtype=self.dtype, name="final_norm")(x, train))
+                          dtype=self.dtype, name="final_norm")(x, train, parts=features))
     return ClassifierHead(self.num_classes, dtype=self.dtype, name="head")(x, train)
 
 

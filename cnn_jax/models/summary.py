@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 from jax.extend import core as jax_core
 
-from cnn_jax.layers import depthwise, patches
+from cnn_jax.layers import dense, depthwise, patches
 from cnn_jax.models import registry
 
 
@@ -65,8 +65,9 @@ def count_macs(name: str, size: int | None = None, *, channels: int = 3,
   model = registry.create(name, **overrides)
   variables = abstract_variables(model, size, channels)
   x = jax.ShapeDtypeStruct((1, size, size, channels), jnp.float32)
-  # Convolutions traced as convolutions, not as the CPU paths' multiply-adds or patches.
-  with depthwise.custom_vjp(False), patches.custom_path(False):
+  # Convolutions traced as convolutions, not as the CPU paths' multiply-adds or patches,
+  # and DenseNet's transitions in the paper's order (conv, then pool).
+  with depthwise.custom_vjp(False), patches.custom_path(False), dense.pool_first(False):
     jaxpr = jax.make_jaxpr(functools.partial(model.apply, train=False))(variables, x)
   return _jaxpr_macs(jaxpr.jaxpr)
 
