@@ -1,7 +1,7 @@
 """Train-step time on CPU with and without one of the CPU-only custom gradients or paths.
 
   .venv/bin/python -m experiments.bench_cpu_gradients
-      [--path depthwise|pointwise|patches|fence|maxpool]
+      [--path depthwise|pointwise|patches|fence|maxpool|pool_first]
       [--model NAME] [--batch 8] [--size 224] [--steps 5] [--channels 3]
       [--num-classes 1000] [--model-kwargs K=V,...] [--set FIELD=VALUE]
 
@@ -17,7 +17,9 @@ cnn_jax/layers/fence.py, the other convolutions' kernel gradients from fenced op
 gradient as a winner index and strided pads; `--path patches` (default model vgg11 at the
 studies' scale: 32 px, width 0.25, batch 128, one input channel, 10 classes):
 cnn_jax/layers/patches.py, a convolution over a map smaller than its kernel as a product
-of patches, forward and backward.
+of patches, forward and backward. `--path pool_first` (default model densenet121):
+cnn_jax/layers/dense.py, a DenseNet transition's average pool before its 1x1 convolution
+(the same function on every backend, not a CPU-only path).
 The Fashion-MNIST quickstart's model:
 
   .venv/bin/python -m experiments.bench_cpu_gradients --path fence --model resnet18 \
@@ -36,7 +38,7 @@ platform.configure_cpu()  # the trainer's CPU settings (cnn_jax/main.py does the
 import jax  # noqa: E402
 
 from cnn_jax.benchmark import ours, runner  # noqa: E402
-from cnn_jax.layers import depthwise, fence, patches, pointwise, pooling  # noqa: E402
+from cnn_jax.layers import dense, depthwise, fence, patches, pointwise, pooling  # noqa: E402
 
 # Each path's switch (`with switch(False): ...` traces XLA's own), default model, and the
 # labels of the path and of what XLA does instead.
@@ -48,7 +50,10 @@ PATHS = {"depthwise": (depthwise.custom_vjp, "mobilenet_v2",
                    "XLA fence gradient"),
          "maxpool": (pooling.max_pool_vjp, "resnet50", "custom VJP (winner index)",
                      "XLA maxpool gradient"),
-         "patches": (patches.custom_path, "vgg11", "product of patches", "XLA's convolution")}
+         "patches": (patches.custom_path, "vgg11", "product of patches", "XLA's convolution"),
+         "pool_first": (dense.pool_first, "densenet121", "transitions pool, then convolve",
+                        "transitions convolve, then pool")}
+BACKEND_INDEPENDENT = ("pool_first",)  # taken on every backend
 # `--path patches` without --model: VGG-A as configs/vgg.py's cpu_study trains it.
 PATCHES_DEFAULTS = dict(batch=128, size=32, channels=1, num_classes=10,
                         model_kwargs="width_multiplier=0.25,fc_features=(256,256),"
@@ -96,7 +101,7 @@ def main():
     label = label_on if fast else label_off
     print(f"  {label:36s} {result['step_ms']:9.1f} ms/step  (compile "
           f"{result['compile_seconds']:.1f} s)")
-  if jax.default_backend() != "cpu":
+  if jax.default_backend() != "cpu" and args.path not in BACKEND_INDEPENDENT:
     print("  (not CPU: the CPU-only path is never taken, both runs are the same)")
   print(f"  speed-up: {results[False] / results[True]:.2f}x")
 
