@@ -137,6 +137,17 @@ def test_densenet121_runs_a_quarter_of_its_transition_macs():
       3 * 56 * 56 * 256 * 128 * 3 // 4
 
 
+def test_the_environment_variable_switches_pool_first_off(monkeypatch):
+  transition, x = layers.Transition(4), jnp.ones((2, 6, 6, 5))
+  variables = jax.eval_shape(functools.partial(transition.init, train=False),
+                             jax.random.key(0), x)
+  macs = lambda: summary._jaxpr_macs(jax.make_jaxpr(  # a new function each call
+      lambda v, x: transition.apply(v, x, train=False))(variables, x).jaxpr)
+  assert macs() == 2 * 3 * 3 * 5 * 4
+  monkeypatch.setenv("CNN_JAX_POOL_FIRST", "0")
+  assert macs() == 2 * 6 * 6 * 5 * 4
+
+
 def test_pooling_after_a_conv_larger_than_1x1_is_one_error():
   block = layers.NormActConv(4, 3, pool=2)
   with pytest.raises(ValueError, match="pool=2 needs kernel_size=1, got 3"):
