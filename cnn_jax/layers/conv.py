@@ -158,8 +158,8 @@ class _ScaleShiftBatchNorm(nn.Module):
                          f"do not add up to the input's {x.shape[-1]}")
       stats = [p.astype(jnp.promote_types(p.dtype, jnp.float32)) for p in parts]
       axes = tuple(range(x.ndim - 1))
-      mean = jnp.concatenate([p.mean(axes) for p in stats])
-      mean_sq = jnp.concatenate([jnp.square(p).mean(axes) for p in stats])
+      mean = _channels([p.mean(axes) for p in stats])
+      mean_sq = _channels([jnp.square(p).mean(axes) for p in stats])
       var = jnp.maximum(0.0, mean_sq - jnp.square(mean))
       if not self.is_initializing():
         ra_mean.value = self.momentum * ra_mean.value + (1 - self.momentum) * mean
@@ -171,6 +171,11 @@ class _ScaleShiftBatchNorm(nn.Module):
     if self.use_bias:
       shift = shift + self.param("bias", nn.initializers.zeros, features, jnp.float32)
     return (x * mul + shift).astype(self.dtype)
+
+
+def _channels(vectors: list[jax.Array]) -> jax.Array:
+  """Per-channel vectors of consecutive parts as one vector (one part: itself)."""
+  return vectors[0] if len(vectors) == 1 else jnp.concatenate(vectors)
 
 
 class ConvNormAct(nn.Module):
