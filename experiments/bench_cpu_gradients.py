@@ -30,6 +30,7 @@ The Fashion-MNIST quickstart's model:
 from __future__ import annotations
 
 import argparse
+from typing import Callable, NamedTuple
 
 from cnn_jax import platform
 
@@ -37,27 +38,42 @@ platform.configure_cpu()  # the trainer's CPU settings (cnn_jax/main.py does the
 
 import jax  # noqa: E402
 
+from cnn_jax import models  # noqa: E402
 from cnn_jax.benchmark import ours, runner  # noqa: E402
 from cnn_jax.layers import dense, depthwise, fence, patches, pointwise, pooling  # noqa: E402
 
-# Each path's switch (`with switch(False): ...` traces XLA's own), default model, and the
-# labels of the path and of what XLA does instead.
-PATHS = {"depthwise": (depthwise.custom_vjp, "mobilenet_v2",
-                       "custom VJP (shifted multiply-adds)", "XLA depthwise gradient"),
-         "pointwise": (pointwise.custom_vjp, "resnet50", "custom VJP (batched matmul)",
-                       "XLA pointwise gradient"),
-         "fence": (fence.custom_vjp, "resnet50", "custom VJP (fenced operands)",
-                   "XLA fence gradient"),
-         "maxpool": (pooling.max_pool_vjp, "resnet50", "custom VJP (winner index)",
-                     "XLA maxpool gradient"),
-         "patches": (patches.custom_path, "vgg11", "product of patches", "XLA's convolution"),
-         "pool_first": (dense.pool_first, "densenet121", "transitions pool, then convolve",
-                        "transitions convolve, then pool")}
-BACKEND_INDEPENDENT = ("pool_first",)  # taken on every backend
-# `--path patches` without --model: VGG-A as configs/vgg.py's cpu_study trains it.
-PATCHES_DEFAULTS = dict(batch=128, size=32, channels=1, num_classes=10,
-                        model_kwargs="width_multiplier=0.25,fc_features=(256,256),"
-                                     "fc_window=1,dense_eval=False,weight_init=glorot")
+class Path(NamedTuple):
+  """One switchable path: its switch (`with switch(False): ...` traces XLA's own), the
+  default model, the labels of the path and of what XLA does instead, the settings it is
+  timed at without --model, and whether it is taken on every backend (not only CPU)."""
+  switch: Callable
+  model: str
+  label_on: str
+  label_off: str
+  defaults: dict = {}
+  every_backend: bool = False
+
+
+# ResNet-50 / MobileNetV2 / DenseNet-121 at batch 8, 224 px, 3 channels, 1000 classes.
+DEFAULTS = dict(batch=8, size=224, channels=3, num_classes=1000, model_kwargs="")
+PATHS = {
+    "depthwise": Path(depthwise.custom_vjp, "mobilenet_v2",
+                      "custom VJP (shifted multiply-adds)", "XLA depthwise gradient"),
+    "pointwise": Path(pointwise.custom_vjp, "resnet50", "custom VJP (batched matmul)",
+                      "XLA pointwise gradient"),
+    "fence": Path(fence.custom_vjp, "resnet50", "custom VJP (fenced operands)",
+                  "XLA fence gradient"),
+    "maxpool": Path(pooling.max_pool_vjp, "resnet50", "custom VJP (winner index)",
+                    "XLA maxpool gradient"),
+    # VGG-A as configs/vgg.py's cpu_study trains it.
+    "patches": Path(patches.custom_path, "vgg11", "product of patches", "XLA's convolution",
+                    defaults=dict(batch=128, size=32, channels=1, num_classes=10,
+                                  model_kwargs="width_multiplier=0.25,fc_features=(256,256),"
+                                               "fc_window=1,dense_eval=False,"
+                                               "weight_init=glorot")),
+    "pool_first": Path(dense.pool_first, "densenet121", "transitions pool, then convolve",
+                       "transitions convolve, then pool", every_backend=True),
+}
 
 
 def main():
@@ -72,15 +88,14 @@ def main():
   parser.add_argument("--model-kwargs", metavar="K=V,...")
   parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE")
   args = parser.parse_args()
-  use_path, default_model, label_on, label_off = PATHS[args.path]
-  defaults = dict(batch=8, size=224, channels=3, num_classes=1000, model_kwargs="")
-  if args.path == "patches" and args.model is None:
-    defaults.update(PATCHES_DEFAULTS)
+  path = PATHS[args.path]
+  defaults = {**DEFAULTS, **(path.defaults if args.model is None else {})}
   for name, value in defaults.items():
     if getattr(args, name) is None:
       setattr(args, name, value)
-  args.model = args.model or default_model
+  args.model = args.model or path.model
   try:  # a mistake is one line, before anything compiles
+    models.spec(args.model)
     model_kwargs = runner.key_values(args.model_kwargs, "--model-kwargs")
     fields = {}
     for item in args.set:
@@ -94,14 +109,14 @@ def main():
         f"{jax.default_backend()}, {jax.device_count()} device(s)")
   results = {}
   for fast in (True, False):  # the same config: measure only reads it
-    with use_path(fast):  # read when measure traces the step
+    with path.switch(fast):  # read when measure traces the step
       result = ours.measure(config, "train", steps=args.steps, warmup=1,
                             num_classes=args.num_classes, channels=args.channels)
     results[fast] = result["step_ms"]
-    label = label_on if fast else label_off
+    label = path.label_on if fast else path.label_off
     print(f"  {label:36s} {result['step_ms']:9.1f} ms/step  (compile "
           f"{result['compile_seconds']:.1f} s)")
-  if jax.default_backend() != "cpu" and args.path not in BACKEND_INDEPENDENT:
+  if jax.default_backend() != "cpu" and not path.every_backend:
     print("  (not CPU: the CPU-only path is never taken, both runs are the same)")
   print(f"  speed-up: {results[False] / results[True]:.2f}x")
 

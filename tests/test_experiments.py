@@ -41,13 +41,16 @@ def test_bench_cpu_gradients_times_both_sides_of_a_switch():
   assert "speed-up:" in out, out
 
 
-def test_bench_cpu_gradients_rejects_an_unknown_field_in_one_line():
+@pytest.mark.parametrize("args,message", [
+    (["--set", "no_such_field=1"], "--set no_such_field: no such config field"),
+    (["--path", "patches", "--model", "nope"], "unknown model 'nope'")])
+def test_bench_cpu_gradients_rejects_bad_input_in_one_line(args, message):
   proc = subprocess.run(
-      [sys.executable, "-m", "experiments.bench_cpu_gradients", "--set", "no_such_field=1"],
+      [sys.executable, "-m", "experiments.bench_cpu_gradients", *args],
       cwd=ROOT, env=subprocess_env(), capture_output=True, text=True, timeout=300)
   assert proc.returncode == 2
   assert "Traceback" not in proc.stderr
-  assert "--set no_such_field: no such config field" in proc.stderr.strip().splitlines()[-1]
+  assert message in proc.stderr.strip().splitlines()[-1]
 
 
 def test_bench_conv_ops_times_the_same_operation_on_both_sides(capsys):
