@@ -42,6 +42,7 @@ from cnn_jax import models  # noqa: E402
 from cnn_jax.benchmark import ours, runner  # noqa: E402
 from cnn_jax.layers import dense, depthwise, fence, patches, pointwise, pooling  # noqa: E402
 
+
 class Path(NamedTuple):
   """One switchable path: its switch (`with switch(False): ...` traces XLA's own), the
   default model, the labels of the path and of what XLA does instead, the settings it is
